@@ -1,0 +1,149 @@
+"""The detector protocol.
+
+A detector maps a :class:`~crbench.sample.Sample` to a float32 score map of the image's shape,
+higher = more CR-like, finite everywhere. A detector that only yields yes/no masks subclasses
+:class:`SweepDetector`: it declares a parameter sweep ordered from the loosest to the strictest
+step, and its score is the number of steps that flag a pixel, so pixels flagged even by the
+strictest step rank highest and every detector yields a curve.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..errors import DetectorError
+from ..sample import Sample
+
+#: Inputs a detector may require.
+INPUTS = ("image", "exposures", "ramp")
+
+
+class Detector:
+    """Base class of every detector.
+
+    Subclasses set :attr:`name` and implement :meth:`score`. Keyword arguments of ``__init__``
+    are the detector's parameters; store them with :meth:`set_params` so they are recorded in
+    results and in the cache key.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    version : str
+        Bump when the output changes for the same parameters (invalidates cached results).
+    requires : tuple of str
+        Inputs needed besides nothing: any of ``'image'``, ``'exposures'``, ``'ramp'``.
+    score_range : (float, float) or None
+        Bounds of the score when known (e.g. ``(0, 1)`` for probabilities): the harness then
+        uses linear bins. ``None`` means unbounded (asinh-spaced bins).
+    """
+
+    name: ClassVar[str] = "detector"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("image",)
+    score_range: ClassVar[tuple[float, float] | None] = None
+    #: Names of training datasets/splits used (learned detectors); checked by the leaderboard.
+    trained_on: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.set_params(**params)
+
+    def set_params(self, **params: Any) -> None:
+        self._params = dict(params)
+
+    def params(self) -> dict[str, Any]:
+        """The detector's parameters, JSON-serialisable, as recorded in results."""
+        return dict(getattr(self, "_params", {}))
+
+    def params_hash(self) -> str:
+        """Short hash of (name, version, parameters): part of the result-cache key."""
+        blob = json.dumps({"name": self.name, "version": self.version, "params": self.params()},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def check_inputs(self, sample: Sample) -> None:
+        """Raise :class:`DetectorError` if ``sample`` lacks an input this detector requires."""
+        for need in self.requires:
+            if need == "image":
+                continue
+            arr = getattr(sample, need, None)
+            if arr is None or (need == "exposures" and arr.shape[0] < 1):
+                raise DetectorError(
+                    f"detector {self.name!r} requires {need} but sample {sample.id!r} has none"
+                )
+
+    def score(self, sample: Sample) -> np.ndarray:  # pragma: no cover - abstract
+        """Return a float32 (H, W) score map, higher = more CR-like."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SweepDetector(Detector):
+    """A detector that yields binary masks over a parameter sweep.
+
+    Subclasses implement :meth:`sweep_values` (loosest first, strictest last) and
+    :meth:`mask`. The score of a pixel is the number of sweep steps that flag it.
+    """
+
+    def sweep_values(self) -> Sequence[float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def mask(self, sample: Sample, value: float) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def score_range(self) -> tuple[float, float]:  # type: ignore[override]
+        return (0.0, float(len(self.sweep_values())))
+
+    def score(self, sample: Sample) -> np.ndarray:
+        return masks_to_rank_score(self.mask(sample, v) for v in self.sweep_values())
+
+
+def masks_to_rank_score(masks) -> np.ndarray:
+    """Turn a sequence of binary masks (loosest first) into a rank score.
+
+    A pixel's score is the number of masks that flag it; for nested masks a pixel flagged by
+    the strictest (last) mask is flagged by all and so scores highest.
+    """
+    score = None
+    for m in masks:
+        m = np.asarray(m, dtype=bool)
+        if score is None:
+            score = np.zeros(m.shape, dtype=np.float32)
+        score += m
+    if score is None:
+        raise DetectorError("a sweep detector declared an empty sweep")
+    return score
+
+
+def check_score_map(score: Any, sample: Sample, detector_name: str) -> np.ndarray:
+    """Validate a detector's output and return it as float32.
+
+    Raises
+    ------
+    DetectorError
+        If ``score`` is not an array of the image's shape or has NaN/inf values, naming the
+        detector and the sample.
+    """
+    if not isinstance(score, np.ndarray):
+        raise DetectorError(f"detector {detector_name!r} returned {type(score).__name__} for sample "
+                            f"{sample.id!r}; expected a float32 array of shape {sample.shape}")
+    if score.shape != sample.shape:
+        raise DetectorError(f"detector {detector_name!r} returned shape {score.shape} for sample "
+                            f"{sample.id!r}; expected {sample.shape}")
+    if not (np.issubdtype(score.dtype, np.floating) or np.issubdtype(score.dtype, np.integer)
+            or score.dtype == bool):
+        raise DetectorError(f"detector {detector_name!r} returned dtype {score.dtype} for sample "
+                            f"{sample.id!r}; expected float32")
+    score = np.asarray(score, dtype=np.float32)
+    n_bad = int(np.count_nonzero(~np.isfinite(score)))
+    if n_bad:
+        raise DetectorError(f"detector {detector_name!r} returned {n_bad} NaN or inf values for sample "
+                            f"{sample.id!r}; scores must be finite everywhere")
+    return score

@@ -1,0 +1,127 @@
+"""Dataset recipes: named builders that write a :class:`~crbench.dataset.Dataset` folder.
+
+Built-in recipes live in the top-level ``data_recipes`` package and register themselves with
+:func:`register_recipe` when it is imported; third-party packages can add recipes through the
+``crbench.recipes`` entry-point group (value: a :class:`Recipe` instance or a zero-argument
+callable returning one).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import RegistryError
+
+GROUP = "crbench.recipes"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named dataset builder.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``'sim-hst-acs-ex'``.
+    description : str
+        One line shown by ``crbench datasets list``.
+    kind : str
+        ``'simulated'``, ``'real'``, ``'injected'`` or ``'converted'``.
+    build : callable
+        ``build(out_dir: Path, *, progress: bool = True, **options) -> Dataset``.
+    defaults : dict
+        Default build options (the small default size), recorded in the card.
+    requires_download : tuple of str
+        Names of registry downloads the recipe reads (empty for pure simulations).
+    """
+
+    name: str
+    description: str
+    kind: str
+    build: Callable[..., Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    requires_download: tuple[str, ...] = ()
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to the registry (replacing one of the same name) and return it."""
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def _load_builtin() -> None:
+    import data_recipes  # noqa: F401  (registers the built-in recipes)
+
+    for ep in entry_points(group=GROUP):
+        if ep.name in _RECIPES:
+            continue
+        obj = ep.load()
+        recipe = obj() if callable(obj) and not isinstance(obj, Recipe) else obj
+        if isinstance(recipe, Recipe):
+            _RECIPES[recipe.name] = recipe
+
+
+def available_recipes() -> dict[str, Recipe]:
+    """All registered recipes by name."""
+    _load_builtin()
+    return dict(sorted(_RECIPES.items()))
+
+
+def get_recipe(name: str) -> Recipe:
+    """Look up a recipe by name, with a clear error listing the known ones."""
+    recipes = available_recipes()
+    if name not in recipes:
+        raise RegistryError(f"unknown dataset recipe {name!r}; known: {', '.join(recipes)}")
+    return recipes[name]
+
+
+def data_dir() -> Path:
+    """crbench's data folder: ``$CRBENCH_DATA_DIR`` or the OS cache dir (``~/.cache/crbench`` on Linux)."""
+    env = os.environ.get("CRBENCH_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("crbench"))
+
+
+def default_dataset_path(name: str) -> Path:
+    """Where ``crbench datasets build NAME`` writes by default."""
+    return data_dir() / "datasets" / name
+
+
+def build_dataset(name: str, out: str | os.PathLike | None = None, *, progress: bool = True,
+                  **options: Any):
+    """Build recipe ``name`` into ``out`` (default: the data dir) and return the Dataset."""
+    recipe = get_recipe(name)
+    opts = dict(recipe.defaults)
+    opts.update({k: v for k, v in options.items() if v is not None})
+    out_path = Path(out) if out is not None else default_dataset_path(name)
+    return recipe.build(out_path, progress=progress, **opts)
+
+
+def resolve_dataset(name_or_path: str | os.PathLike, *, build_missing: bool = True, progress: bool = True):
+    """Open a dataset from a folder path, or by recipe name from the data dir (building it if absent)."""
+    from .dataset import Dataset
+
+    p = Path(name_or_path)
+    if (p / "dataset.json").exists():
+        return Dataset.open(p)
+    name = str(name_or_path)
+    default = default_dataset_path(name)
+    if (default / "dataset.json").exists():
+        return Dataset.open(default)
+    if p.exists() and p.is_dir():
+        return Dataset.open(p)  # raises the "not a crbench dataset" error
+    recipes = available_recipes()
+    if name in recipes:
+        if not build_missing:
+            raise RegistryError(f"dataset {name!r} is not built yet; run 'crbench datasets build {name}'")
+        return build_dataset(name, progress=progress)
+    raise RegistryError(f"{name!r} is neither a dataset folder nor a known recipe ({', '.join(recipes)})")

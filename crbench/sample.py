@@ -1,0 +1,161 @@
+"""The in-memory data model: one :class:`Sample` per image.
+
+Units: every image is in electrons (e-), background included. ``gain`` (e-/ADU), ``read_noise``
+(e-) and ``sky`` (e-, scalar) travel in ``meta``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SampleError
+
+#: Columns of the per-instance (per-CR) table.
+INSTANCE_COLUMNS = ("id", "morphology", "generator", "pixels", "charge", "saturated")
+
+#: Morphology classes, in report order.
+MORPHOLOGIES = ("spot", "track", "worm", "blob")
+
+
+def empty_instance_table() -> pd.DataFrame:
+    """Return an empty per-instance table with the standard columns and dtypes."""
+    return pd.DataFrame(
+        {
+            "id": pd.Series([], dtype="int32"),
+            "morphology": pd.Series([], dtype="object"),
+            "generator": pd.Series([], dtype="object"),
+            "pixels": pd.Series([], dtype="int64"),
+            "charge": pd.Series([], dtype="float64"),
+            "saturated": pd.Series([], dtype="bool"),
+        }
+    )
+
+
+@dataclass
+class Sample:
+    """One image with its truth and companions.
+
+    Parameters
+    ----------
+    id : str
+        Sample identifier, unique within its dataset (also the FITS file stem).
+    image : ndarray, shape (H, W), float32
+        Image in electrons, background included.
+    truth : ndarray of bool, shape (H, W), or None
+        Cosmic-ray mask; None when the sample is unlabelled.
+    ignore : ndarray of bool, shape (H, W), or None
+        Pixels excluded from every count (saturated, bad, border, unresolved label).
+    labels : ndarray of int32, shape (H, W), or None
+        CR instance ids, 0 = no CR. Every truth pixel carries a non-zero id.
+    instances : DataFrame
+        Per-instance table with columns :data:`INSTANCE_COLUMNS`.
+    sources : ndarray of bool, shape (H, W), or None
+        Stars and galaxies (for false positives on sources).
+    exposures : ndarray, shape (N, H, W), float32, or None
+        Aligned companion exposures of the same field (not including ``image``).
+    ramp : ndarray, shape (G, H, W), float32, or None
+        Up-the-ramp group images, for IR detectors.
+    meta : dict
+        ``gain``, ``read_noise``, ``sky``, ``exptime``, ``saturation``, ``instrument``,
+        ``pixel_scale``, ``psf_fwhm`` and provenance; free-form beyond those.
+    """
+
+    id: str
+    image: np.ndarray
+    truth: np.ndarray | None = None
+    ignore: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    instances: pd.DataFrame = field(default_factory=empty_instance_table)
+    sources: np.ndarray | None = None
+    exposures: np.ndarray | None = None
+    ramp: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Extra per-sample tables (e.g. a source catalogue); not validated.
+    source_table: pd.DataFrame | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the image."""
+        return tuple(self.image.shape)  # type: ignore[return-value]
+
+    @property
+    def gain(self) -> float:
+        return float(self.meta.get("gain", 1.0))
+
+    @property
+    def read_noise(self) -> float:
+        return float(self.meta.get("read_noise", 0.0))
+
+    @property
+    def sky(self) -> float:
+        return float(self.meta.get("sky", 0.0))
+
+    @property
+    def saturation(self) -> float:
+        return float(self.meta.get("saturation", np.inf))
+
+    def ignore_or_false(self) -> np.ndarray:
+        """The ignore mask, or an all-False mask when there is none."""
+        if self.ignore is None:
+            return np.zeros(self.shape, dtype=bool)
+        return self.ignore
+
+    def validate(self) -> "Sample":
+        """Check shapes, dtypes and finiteness; raise :class:`SampleError` naming the sample.
+
+        Returns the sample itself so calls can be chained.
+        """
+        validate_sample(self)
+        return self
+
+
+def _fail(sample_id: str, what: str) -> None:
+    raise SampleError(f"sample {sample_id!r}: {what}")
+
+
+def validate_sample(sample: Sample) -> None:
+    """Validate a :class:`Sample` in place.
+
+    Raises
+    ------
+    SampleError
+        If the image is not a finite 2-D float array, if any mask or companion array has a
+        shape other than the image's, or if labels and truth disagree.
+    """
+    sid = sample.id
+    img = sample.image
+    if not isinstance(img, np.ndarray) or img.ndim != 2:
+        _fail(sid, f"image must be a 2-D array, got {getattr(img, 'shape', type(img).__name__)}")
+    if not np.issubdtype(img.dtype, np.floating) and not np.issubdtype(img.dtype, np.integer):
+        _fail(sid, f"image must be numeric, got dtype {img.dtype}")
+    n_bad = int(np.count_nonzero(~np.isfinite(img)))
+    if n_bad:
+        _fail(sid, f"image has {n_bad} NaN or inf pixels; mask them in IGNORE and fill them first")
+    shape = img.shape
+    for name in ("truth", "ignore", "labels", "sources"):
+        arr = getattr(sample, name)
+        if arr is None:
+            continue
+        if not isinstance(arr, np.ndarray) or arr.shape != shape:
+            _fail(sid, f"{name} has shape {getattr(arr, 'shape', None)} but image has shape {shape}")
+    if sample.truth is not None and sample.truth.dtype != bool:
+        _fail(sid, f"truth must be a bool mask, got dtype {sample.truth.dtype}")
+    if sample.ignore is not None and sample.ignore.dtype != bool:
+        _fail(sid, f"ignore must be a bool mask, got dtype {sample.ignore.dtype}")
+    if sample.labels is not None:
+        if not np.issubdtype(sample.labels.dtype, np.integer):
+            _fail(sid, f"labels must be an integer array, got dtype {sample.labels.dtype}")
+        if sample.truth is not None and np.any((sample.labels > 0) != sample.truth):
+            _fail(sid, "labels and truth disagree: every truth pixel needs a non-zero label and vice versa")
+    for name in ("exposures", "ramp"):
+        arr = getattr(sample, name)
+        if arr is None:
+            continue
+        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[1:] != shape:
+            _fail(sid, f"{name} must have shape (N, {shape[0]}, {shape[1]}), got {getattr(arr, 'shape', None)}")
+        n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if n_bad:
+            _fail(sid, f"{name} has {n_bad} NaN or inf pixels")
