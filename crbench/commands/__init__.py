@@ -1,0 +1,1 @@
+"""Subcommands of the ``crbench`` CLI, one module each (``add_parser`` + ``run``)."""

@@ -1,0 +1,66 @@
+"""Named evaluation conventions, recorded in every result.
+
+- ``dilation``: ``'none'``; ``'deepcr'`` = the prediction dilated by a 3x3 square for TPR only
+  (FPR measured undilated), as deepCR's paper; ``'both'`` = dilated prediction for TPR and FPR.
+  Dilating a thresholded mask equals thresholding the 3x3 maximum filter of the score, so every
+  threshold of the curve gets the convention exactly.
+- ``ignore``: ``'exclude'`` (ignore pixels are in no count) or ``'as-negative'`` (Cosmic-CoNN:
+  prediction and truth multiplied by 1 - ignore, so ignore pixels become true negatives).
+- ``pooling``: ``'pooled'`` (confusion counts summed over images) or ``'per-image'`` (each summary
+  number averaged over images).
+
+The crbench default is ``none / exclude / pooled``: dilation and ignore-as-negative both flatter a
+detector (FPR computed on pixels that cannot be wrong, TPR credited for neighbours), and pooled
+counts are what every anchor reports.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DILATIONS = ("none", "deepcr", "both")
+IGNORES = ("exclude", "as-negative")
+POOLINGS = ("pooled", "per-image")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """A set of evaluation conventions (see module docstring)."""
+
+    dilation: str = "none"
+    ignore: str = "exclude"
+    pooling: str = "pooled"
+    protocol: str = "crbench"
+
+    def __post_init__(self) -> None:
+        for field, allowed in (("dilation", DILATIONS), ("ignore", IGNORES), ("pooling", POOLINGS)):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(f"convention {field}={value!r} is not one of {', '.join(allowed)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Presets reproducing the anchors' published protocols (anchors.md).
+PROTOCOLS: dict[str, Conventions] = {
+    "crbench": Conventions(),
+    # deepCR paper: pooled counts, bad pixels removed from prediction and truth, TPR after 3x3 dilation,
+    # FPR before it.
+    "deepcr": Conventions(dilation="deepcr", ignore="exclude", pooling="pooled", protocol="deepcr"),
+    # Cosmic-CoNN: pooled sklearn curves with prediction and truth multiplied by (1 - ignore).
+    "cosmic-conn": Conventions(dilation="none", ignore="as-negative", pooling="pooled", protocol="cosmic-conn"),
+}
+
+
+def resolve_conventions(protocol: str | None = None, **overrides: Any) -> Conventions:
+    """A protocol preset (default ``'crbench'``) with any non-None field overridden."""
+    name = protocol or "crbench"
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    base = PROTOCOLS[name].to_dict()
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    base.update(changed)
+    if changed and any(base[k] != PROTOCOLS[name].to_dict()[k] for k in changed):
+        base["protocol"] = f"{name}+custom"
+    return Conventions(**base)

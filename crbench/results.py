@@ -1,0 +1,119 @@
+"""Result files: a tidy table (``results.csv``, optional Parquet) and ``results.json`` with curves
+and provenance. Both are written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .atomic import atomic_path, write_json
+from .errors import FormatError
+
+SCHEMA_VERSION = "1.0"
+
+#: The result-table columns every run has, in order.
+TABLE_COLUMNS = [
+    "detector", "dataset", "split", "n_images", "cr_pixel_fraction", "roc_auc", "ap",
+    "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4", "tpr_at_fpr_1e-3", "tpr_at_fpr_5e-3",
+    "precision_at_recall_0.95", "precision_at_recall_0.99", "best_dice", "seconds_per_mpix",
+]
+
+
+@dataclass
+class Results:
+    """Results of one or more (detector, dataset, split) runs.
+
+    Attributes
+    ----------
+    runs : list of dict
+        One entry per run: ``detector``, ``dataset``, ``split``, ``summary`` (the table row),
+        ``curve`` (``fpr``, ``tpr``, ``precision``, ``recall``, ``thresholds`` lists), and
+        ``provenance`` (detector version and parameters, dataset hash, conventions, failures, ...).
+    meta : dict
+        Run-wide provenance: crbench version, schema version, Python, platform, creation time.
+    """
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The tidy summary table, one row per run."""
+        rows = [r["summary"] for r in self.runs]
+        df = pd.DataFrame(rows)
+        cols = [c for c in TABLE_COLUMNS if c in df.columns] + [c for c in df.columns if c not in TABLE_COLUMNS]
+        return df[cols] if len(df) else pd.DataFrame(columns=TABLE_COLUMNS)
+
+    def extend(self, other: "Results") -> "Results":
+        self.runs.extend(other.runs)
+        if not self.meta:
+            self.meta = dict(other.meta)
+        return self
+
+    def curve(self, detector: str, dataset: str | None = None, split: str | None = None) -> dict[str, Any]:
+        for r in self.runs:
+            if r["detector"] == detector and dataset in (None, r["dataset"]) and split in (None, r["split"]):
+                return r["curve"]
+        raise KeyError(f"no run for detector {detector!r} (dataset {dataset}, split {split})")
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "meta": self.meta, "runs": self.runs}
+
+    def save(self, out_dir: str | os.PathLike, *, parquet: bool = False) -> dict[str, Path]:
+        """Write ``results.csv`` and ``results.json`` (and ``results.parquet``) into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": out / "results.csv", "json": out / "results.json"}
+        with atomic_path(paths["csv"]) as tmp:
+            self.table.to_csv(tmp, index=False)
+        write_json(paths["json"], self.to_json_obj())
+        if parquet:
+            paths["parquet"] = out / "results.parquet"
+            with atomic_path(paths["parquet"]) as tmp:
+                self.table.to_parquet(tmp, index=False)
+        return paths
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Results":
+        """Load ``results.json`` (or a folder holding one)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "results.json"
+        if not p.exists():
+            raise FormatError(f"{p}: results file not found")
+        try:
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{p}: not valid JSON ({exc})") from exc
+        if not isinstance(obj, dict) or "runs" not in obj:
+            raise FormatError(f"{p}: not a crbench results file (no 'runs')")
+        return cls(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))
+
+
+def run_meta() -> dict[str, Any]:
+    """Run-wide provenance: versions and machine."""
+    import datetime
+
+    versions = {"crbench": __version__, "numpy": np.__version__, "pandas": pd.__version__}
+    for mod in ("astroscrappy", "astropy", "torch", "deepCR"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            versions[mod] = getattr(m, "__version__", "unknown")
+    return {
+        "crbench_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+    }
