@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 from .atomic import atomic_path, _json_default
 from .errors import FormatError
@@ -135,37 +137,44 @@ def read_sample(path: str | os.PathLike, *, load_companions: bool = True) -> Sam
     if not path.exists():
         raise FormatError(f"{path}: sample file not found")
     try:
-        with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
-            names = [h.name for h in hdul]
-            if "SCI" not in names:
-                raise FormatError(f"{path}: missing SCI extension (found {names}); not a crbench sample file")
-            hdr = hdul[0].header
-            sample_id = str(hdr.get("SAMPLEID", path.stem))
-            image = _read_array(hdul, "SCI", path, np.float32)
-            sample = Sample(id=sample_id, image=image)
-            for attr, name in _MASKS.items():
-                if name in names:
-                    setattr(sample, attr, _read_array(hdul, name, path, np.uint8).astype(bool))
-            if "CRLABEL" in names:
-                sample.labels = _read_array(hdul, "CRLABEL", path, np.int32)
-            if load_companions:
-                for attr, name in _CUBES.items():
-                    if name in names:
-                        setattr(sample, attr, _read_array(hdul, name, path, np.float32))
-            if "INSTANCES" in names:
-                sample.instances = _read_instances(hdul["INSTANCES"])
-            meta = {}
-            if "META" in names:
-                meta = json.loads(str(hdul["META"].data["json"][0]))
-            for key, (card, _) in _HEADER_KEYS.items():
-                if key not in meta and card in hdr:
-                    meta[key] = hdr[card]
-            sample.meta = meta
+        with warnings.catch_warnings():
+            # astropy only warns on truncated files and pads them; a truncated sample is an error here
+            warnings.simplefilter("error", AstropyUserWarning)
+            return _read_sample(path, load_companions)
     except FormatError:
         raise
-    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, IndexError, KeyError, AstropyUserWarning) as exc:
         raise FormatError(f"{path}: cannot read FITS file ({type(exc).__name__}: {exc}); "
                           "the file is truncated or corrupt, rebuild or re-download it") from exc
+
+
+def _read_sample(path: Path, load_companions: bool) -> Sample:
+    with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
+        names = [h.name for h in hdul]
+        if "SCI" not in names:
+            raise FormatError(f"{path}: missing SCI extension (found {names}); not a crbench sample file")
+        hdr = hdul[0].header
+        sample_id = str(hdr.get("SAMPLEID", path.stem))
+        image = _read_array(hdul, "SCI", path, np.float32)
+        sample = Sample(id=sample_id, image=image)
+        for attr, name in _MASKS.items():
+            if name in names:
+                setattr(sample, attr, _read_array(hdul, name, path, np.uint8).astype(bool))
+        if "CRLABEL" in names:
+            sample.labels = _read_array(hdul, "CRLABEL", path, np.int32)
+        if load_companions:
+            for attr, name in _CUBES.items():
+                if name in names:
+                    setattr(sample, attr, _read_array(hdul, name, path, np.float32))
+        if "INSTANCES" in names:
+            sample.instances = _read_instances(hdul["INSTANCES"])
+        meta = {}
+        if "META" in names:
+            meta = json.loads(str(hdul["META"].data["json"][0]))
+        for key, (card, _) in _HEADER_KEYS.items():
+            if key not in meta and card in hdr:
+                meta[key] = hdr[card]
+        sample.meta = meta
     return sample.validate()
 
 

@@ -45,6 +45,8 @@ class Detector:
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("image",)
     score_range: ClassVar[tuple[float, float] | None] = None
+    #: True when scores are integer counts (sweep detectors): the harness then bins exactly.
+    integer_scores: ClassVar[bool] = False
     #: Names of training datasets/splits used (learned detectors); checked by the leaderboard.
     trained_on: ClassVar[tuple[str, ...]] = ()
 
@@ -90,6 +92,8 @@ class SweepDetector(Detector):
     Subclasses implement :meth:`sweep_values` (loosest first, strictest last) and
     :meth:`mask`. The score of a pixel is the number of sweep steps that flag it.
     """
+
+    integer_scores = True
 
     def sweep_values(self) -> Sequence[float]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-#: Default number of bins for continuous scores (AP within ~3e-4 of exact at 10^4 bins).
-DEFAULT_BINS = 16384
+#: Default number of bins for continuous scores.
+DEFAULT_BINS = 32768
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,17 @@ class Binning:
             raise ValueError(f"Binning needs n_bins >= 2, got {self.n_bins}")
 
     @classmethod
-    def for_range(cls, score_range: tuple[float, float] | None, n_bins: int | None = None) -> "Binning":
+    def for_range(cls, score_range: tuple[float, float] | None, n_bins: int | None = None, *,
+                  integer: bool = False) -> "Binning":
         """Bins for a detector's declared ``score_range`` (``None`` = unbounded).
 
-        An integer range ``(0, K)`` from a sweep detector gets one bin per integer, which is exact.
+        With ``integer=True`` (sweep detectors: scores are counts ``0 .. K``) each integer gets its
+        own bin, which is exact.
         """
         if score_range is None:
-            return cls(kind="asinh", lo=-1e6, hi=1e6, n_bins=n_bins or DEFAULT_BINS, scale=1.0)
+            return cls(kind="asinh", lo=-1e5, hi=1e5, n_bins=n_bins or DEFAULT_BINS, scale=1.0)
         lo, hi = float(score_range[0]), float(score_range[1])
-        if lo == int(lo) and hi == int(hi) and 0 < hi - lo <= 4096 and n_bins is None:
+        if integer:
             return cls(kind="linear", lo=lo - 0.5, hi=hi + 0.5, n_bins=int(hi - lo) + 1)
         return cls(kind="linear", lo=lo, hi=hi, n_bins=n_bins or DEFAULT_BINS)
 

@@ -48,10 +48,11 @@ def tpr_at_fpr(curve: ConfusionCurve, fpr: float) -> float:
         return float("nan")
     x = np.r_[0.0, curve.fpr]
     y = np.r_[0.0, curve.tpr]
-    # upper envelope for repeated FPR values, then interpolate
-    ux, first = np.unique(x, return_index=True)
-    uy = np.maximum.reduceat(y, first)
-    return float(np.interp(fpr, ux, uy))
+    # last operating point with FPR <= target (the highest TPR there), then the straight segment to the next
+    k = int(np.searchsorted(x, fpr, side="right")) - 1
+    if k >= len(x) - 1 or x[k] == fpr:
+        return float(y[k])
+    return float(y[k] + (y[k + 1] - y[k]) * (fpr - x[k]) / (x[k + 1] - x[k]))
 
 
 def precision_at_recall(curve: ConfusionCurve, recall: float) -> float:
