@@ -48,7 +48,7 @@ def load_detector_class(spec: str) -> type[Detector]:
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = _import_from_cwd(module_name)
         except ImportError as exc:
             raise RegistryError(f"detector spec {spec!r}: cannot import module {module_name!r} ({exc}); "
                                 "is its folder on PYTHONPATH?") from exc
@@ -62,6 +62,25 @@ def load_detector_class(spec: str) -> type[Detector]:
         return obj
     names = ", ".join(available_detectors()) or "none"
     raise RegistryError(f"unknown detector {spec!r}; registered: {names}; or give 'module:ClassName'")
+
+
+def _import_from_cwd(module_name: str):
+    """Import ``module_name``, also looking in the current folder (console scripts do not)."""
+    import os
+    import sys
+
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if cwd in sys.path or not (exc.name and module_name.startswith(exc.name)):
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            if cwd in sys.path:
+                sys.path.remove(cwd)
 
 
 def get_detector(spec: str | Detector, **params: Any) -> Detector:
