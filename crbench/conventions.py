@@ -12,6 +12,15 @@
 The crbench default is ``none / exclude / pooled``: dilation and ignore-as-negative both flatter a
 detector (FPR computed on pixels that cannot be wrong, TPR credited for neighbours), and pooled
 counts are what every anchor reports.
+
+Details fixed by the hand-computed cases in ``tests/test_conventions.py``:
+
+- with dilation, ignored pixels are removed from the prediction *before* dilating (deepCR removes
+  bad pixels from prediction and truth), so an ignored bright pixel never credits its neighbours;
+- with ``as-negative``, an ignored pixel is a negative at the lowest score (prediction times
+  ``1 - ignore``) and an ignored CR pixel is no positive (truth times ``1 - ignore``);
+- per-CR, per-morphology and source metrics are always pooled over instances and sources; the
+  ``pooling`` convention applies to the pixel-level summary numbers.
 """
 from __future__ import annotations
 

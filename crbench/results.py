@@ -26,6 +26,12 @@ TABLE_COLUMNS = [
     "precision_at_recall_0.95", "precision_at_recall_0.99", "best_dice", "seconds_per_mpix",
 ]
 
+#: Columns of ``results_by_morphology.csv``, in order.
+MORPHOLOGY_COLUMNS = [
+    "detector", "dataset", "split", "morphology", "n_crs", "cr_pixels", "recall_any", "recall_half",
+    "recall_charge90", "pixel_tpr_at_fpr_5e-4",
+]
+
 
 @dataclass
 class Results:
@@ -52,6 +58,24 @@ class Results:
         cols = [c for c in TABLE_COLUMNS if c in df.columns] + [c for c in df.columns if c not in TABLE_COLUMNS]
         return df[cols] if len(df) else pd.DataFrame(columns=TABLE_COLUMNS)
 
+    @property
+    def morphology_table(self) -> pd.DataFrame:
+        """Per-morphology rows of every run (``results_by_morphology.csv``), columns
+        :data:`MORPHOLOGY_COLUMNS`; empty when no run has per-CR results."""
+        rows = []
+        for r in self.runs:
+            for m in r.get("by_morphology") or []:
+                row = {"detector": r["detector"], "dataset": r["dataset"], "split": r["split"]}
+                row.update(m)
+                rows.append(row)
+        if not rows:
+            return pd.DataFrame(columns=MORPHOLOGY_COLUMNS)
+        df = pd.DataFrame(rows)
+        for c in MORPHOLOGY_COLUMNS:
+            if c not in df.columns:
+                df[c] = np.nan
+        return df[MORPHOLOGY_COLUMNS]
+
     def extend(self, other: "Results") -> "Results":
         self.runs.extend(other.runs)
         if not self.meta:
@@ -68,13 +92,19 @@ class Results:
         return {"schema_version": SCHEMA_VERSION, "meta": self.meta, "runs": self.runs}
 
     def save(self, out_dir: str | os.PathLike, *, parquet: bool = False) -> dict[str, Path]:
-        """Write ``results.csv`` and ``results.json`` (and ``results.parquet``) into ``out_dir``."""
+        """Write ``results.csv``, ``results.json``, ``results_by_morphology.csv`` (when any run has
+        per-morphology rows) and optionally ``results.parquet`` into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "results.csv", "json": out / "results.json"}
         with atomic_path(paths["csv"]) as tmp:
             self.table.to_csv(tmp, index=False)
         write_json(paths["json"], self.to_json_obj())
+        morph = self.morphology_table
+        if len(morph):
+            paths["by_morphology"] = out / "results_by_morphology.csv"
+            with atomic_path(paths["by_morphology"]) as tmp:
+                morph.to_csv(tmp, index=False)
         if parquet:
             paths["parquet"] = out / "results.parquet"
             with atomic_path(paths["parquet"]) as tmp:
@@ -95,6 +125,9 @@ class Results:
             raise FormatError(f"{p}: not valid JSON ({exc})") from exc
         if not isinstance(obj, dict) or "runs" not in obj:
             raise FormatError(f"{p}: not a crbench results file (no 'runs')")
+        from .schema import validate_results  # JSON Schema check naming the file and JSON path
+
+        validate_results(obj, p)
         return cls(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))
 
 

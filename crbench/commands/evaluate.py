@@ -3,22 +3,52 @@ from __future__ import annotations
 
 import argparse
 
+#: Operating-point columns printed after the main table.
+OP_COLUMNS = ["detector", "op_rule", "op_chosen_on", "op_threshold", "op_fpr", "op_tpr", "recall_any",
+              "recall_half", "recall_charge90", "residual_charge_fraction", "fp_components_per_mpix",
+              "source_flag_fraction", "fpr_sources", "fpr_sky"]
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="score detectors on a dataset split",
-                       description="Score one or more detectors on a dataset split and write results.csv and "
-                                   "results.json (curves and provenance).")
+                       description="Score one or more detectors on a dataset split and write results.csv, "
+                                   "results.json (curves, operating points, provenance) and "
+                                   "results_by_morphology.csv. Per-sample records are cached, so an interrupted "
+                                   "run resumes where it stopped.")
     p.add_argument("--dataset", required=True, help="recipe name or dataset folder")
     p.add_argument("--detector", action="append", required=True,
                    help="registered name or module:ClassName (repeatable)")
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--out", default="results", help="output folder (default ./results)")
-    p.add_argument("--protocol", choices=["crbench", "deepcr", "cosmic-conn"], default=None,
+    g = p.add_argument_group("conventions")
+    g.add_argument("--protocol", choices=["crbench", "deepcr", "cosmic-conn"], default=None,
                    help="convention preset (default crbench: no dilation, ignore excluded, pooled)")
-    p.add_argument("--dilation", choices=["none", "deepcr", "both"], default=None)
-    p.add_argument("--ignore", choices=["exclude", "as-negative"], default=None)
-    p.add_argument("--pooling", choices=["pooled", "per-image"], default=None)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--dilation", choices=["none", "deepcr", "both"], default=None,
+                   help="3x3 dilation of the prediction: none, deepcr (TPR only) or both (TPR and FPR)")
+    g.add_argument("--ignore", choices=["exclude", "as-negative"], default=None,
+                   help="ignored pixels: left out of every count, or counted as true negatives")
+    g.add_argument("--pooling", choices=["pooled", "per-image"], default=None,
+                   help="pool confusion counts over images, or average per-image numbers")
+    o = p.add_argument_group("operating point and metrics")
+    o.add_argument("--operating-point", default="fpr:5e-4", metavar="RULE",
+                   help="threshold rule for per-CR and source metrics: 'fpr:<target>' or 'dice' (default fpr:5e-4)")
+    o.add_argument("--operating-split", default="val", metavar="SPLIT",
+                   help="split the threshold is chosen on, then applied unchanged (default val; 'none' = in-sample)")
+    o.add_argument("--no-per-cr", action="store_true", help="skip per-CR and per-morphology metrics")
+    o.add_argument("--no-sources", action="store_true", help="skip false positives on sources")
+    o.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                   help="bootstrap replicates for 95%% intervals over images or exposure groups (default 200; 0 = off)")
+    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    x = p.add_argument_group("execution")
+    x.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (one thread each)")
+    x.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running dask.distributed scheduler (e.g. tcp://host:8786)")
+    x.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-sample limit; a detector running over is recorded as failed for that sample")
+    x.add_argument("--cache", default=None, metavar="DIR",
+                   help="record cache folder (default <data dir>/cache/records)")
+    x.add_argument("--no-cache", action="store_true", help="do not read or write the record cache")
+    x.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -26,13 +56,29 @@ def run(args: argparse.Namespace) -> int:
     from crbench.harness import evaluate
     from crbench.report import format_table
 
+    cache = False if args.no_cache else (args.cache or True)
+    op_split = None if str(args.operating_split).lower() in ("none", "") else args.operating_split
     res = evaluate(args.detector, args.dataset, split=args.split, protocol=args.protocol,
                    dilation=args.dilation, ignore=args.ignore, pooling=args.pooling,
-                   progress=not args.no_progress, out=args.out)
-    print(format_table(res.table))
+                   progress=not args.no_progress, out=args.out, operating_point=args.operating_point,
+                   operating_split=op_split, per_cr=not args.no_per_cr, sources=not args.no_sources,
+                   bootstrap=args.bootstrap, seed=args.seed, cache=cache, workers=args.workers,
+                   scheduler=args.scheduler, timeout=args.timeout)
+    table = res.table
+    print(format_table(table))
+    if "op_threshold" in table.columns:
+        print()
+        print(format_table(table, OP_COLUMNS))
+    morph = res.morphology_table
+    if len(morph):
+        print()
+        print(format_table(morph, list(morph.columns)))
     for run_ in res.runs:
         failed = run_["provenance"]["failed_samples"]
         if failed:
             print(f"{run_['detector']}: {len(failed)} sample(s) failed: {', '.join(sorted(failed))}")
-    print(f"wrote {args.out}/results.csv and {args.out}/results.json")
+            for sid, why in sorted(failed.items()):
+                print(f"  {sid}: {why}")
+    extra = " and results_by_morphology.csv" if len(morph) else ""
+    print(f"wrote {args.out}/results.csv, {args.out}/results.json{extra}")
     return 0
