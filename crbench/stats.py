@@ -39,7 +39,23 @@ def sample_statistics(sample: Sample) -> dict[str, Any]:
         row["cr_sizes"] = {m: [int(x) for x in inst.loc[inst["morphology"] == m, "pixels"]] for m in MORPHOLOGIES}
     else:
         row["cr_sizes"] = {m: [] for m in MORPHOLOGIES}
+    row["generator_morphology"] = generator_morphology_counts(inst)
+    row["n_saturated_crs"] = (int(np.asarray(inst["saturated"], dtype=bool).sum())
+                              if inst is not None and len(inst) and "saturated" in inst else 0)
     return row
+
+
+def generator_morphology_counts(instances: Any) -> dict[str, dict[str, int]]:
+    """``{generator: {morphology: count}}`` of an instance table (generator '' or NaN -> 'unknown')."""
+    if instances is None or not len(instances) or "generator" not in instances or "morphology" not in instances:
+        return {}
+    gen = instances["generator"].astype(object).where(instances["generator"].notna(), "unknown")
+    gen = gen.map(lambda g: str(g) if str(g) not in ("", "nan", "None") else "unknown")
+    out: dict[str, dict[str, int]] = {}
+    for g, m in zip(gen, instances["morphology"].astype(str)):
+        out.setdefault(g, {})
+        out[g][m] = out[g].get(m, 0) + 1
+    return out
 
 
 def class_imbalance_statistics(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -86,4 +102,16 @@ def class_imbalance_statistics(rows: Iterable[dict[str, Any]]) -> dict[str, Any]
         },
         "cr_pixels_on_sources_share": sum(r["cr_pixels_on_sources"] for r in rows) / cr_pix if cr_pix else 0.0,
         "ignore_fraction": sum(r["ignore_pixels"] for r in rows) / total_pix if total_pix else 0.0,
+        "generator_morphology": _merge_counts(r.get("generator_morphology", {}) for r in rows),
+        "n_saturated_crs": int(sum(r.get("n_saturated_crs", 0) for r in rows)),
     }
+
+
+def _merge_counts(dicts: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for d in dicts:
+        for g, counts in d.items():
+            tgt = out.setdefault(g, {})
+            for m, n in counts.items():
+                tgt[m] = tgt.get(m, 0) + int(n)
+    return out

@@ -1,0 +1,270 @@
+"""Instrument presets for the physical cosmic-ray simulator.
+
+Every number has a source comment: ``physics.md`` (the project's fact sheet, which cites the
+instrument handbooks and papers), ``measured`` (from the frames in ``shared/data/real``) or
+``UNSOURCED`` (a plausible engineering guess; change it when a source turns up).
+
+Rates are split by generator: ``muon`` (minimum-ionising straight tracks: muons on the ground,
+galactic-cosmic-ray protons in space), ``electron`` (multiply scattered low-energy electrons:
+worms), ``alpha`` (short, dense, round spots) and ``snowball`` (IR only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crbench.errors import RegistryError
+
+
+@dataclass(frozen=True)
+class InstrumentPreset:
+    """Detector, optics and radiation environment of one instrument.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``'hst-acs-wfc'``, ...).
+    instrument : str
+        Human-readable instrument name stored in sample ``meta['instrument']``.
+    detector : str
+        ``'ccd'`` (saturation bleeds along columns) or ``'hgcdte'`` (IR array: no bleeding,
+        inter-pixel capacitance, up-the-ramp reads).
+    pixel_pitch_um : float
+        Pixel pitch in micrometres.
+    thickness_um : float
+        Depth of the charge-collecting layer in micrometres.
+    diffusion_sigma_um : float
+        Lateral charge-diffusion sigma for charge released at the far side of the layer; charge
+        released at depth z diffuses by ``diffusion_sigma_um * sqrt(z / thickness)``.
+    pixel_scale : float
+        Arcseconds per pixel.
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e- per read (per CDS pair for CCDs).
+    saturation : float
+        Full well in e- (pixel value at which it saturates).
+    muon_rate, electron_rate, alpha_rate, snowball_rate : float
+        Events per cm^2 per second for each generator.
+    incidence : str
+        ``'isotropic'`` (space: p(theta) ~ cos sin) or ``'cos3'`` (ground: p(theta) ~ cos^3 sin).
+    charge_scale : float
+        Multiplier on the silicon energy-loss model (1 for silicon; calibrates HgCdTe).
+    ipc : float
+        Inter-pixel capacitance coupling to each 4-neighbour (diagonals get ipc/4); 0 for CCDs.
+    psf : str
+        ``'moffat'`` or ``'gaussian'``.
+    psf_fwhm : float
+        PSF full width at half maximum in pixels.
+    moffat_beta : float
+        Moffat beta (ignored for Gaussian PSFs).
+    sky_rate : float
+        Sky background in e-/s/pixel.
+    dark_rate : float
+        Dark current in e-/s/pixel.
+    exptime : float
+        Default exposure time in seconds.
+    ramp_groups : int
+        Groups per up-the-ramp integration (0 = no ramp).
+    default_shape : tuple of int
+        Native frame shape (H, W) used where a recipe wants "a full frame".
+    notes : str
+        Free text on provenance.
+    """
+
+    name: str
+    instrument: str
+    detector: str
+    pixel_pitch_um: float
+    thickness_um: float
+    diffusion_sigma_um: float
+    pixel_scale: float
+    gain: float
+    read_noise: float
+    saturation: float
+    muon_rate: float
+    electron_rate: float = 0.0
+    alpha_rate: float = 0.0
+    snowball_rate: float = 0.0
+    incidence: str = "isotropic"
+    charge_scale: float = 1.0
+    ipc: float = 0.0
+    psf: str = "moffat"
+    psf_fwhm: float = 2.0
+    moffat_beta: float = 2.5
+    sky_rate: float = 1.0
+    dark_rate: float = 0.0
+    exptime: float = 100.0
+    ramp_groups: int = 0
+    default_shape: tuple[int, int] = (2048, 2048)
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pixel_area_cm2(self) -> float:
+        """Area of one pixel in cm^2."""
+        return (self.pixel_pitch_um * 1e-4) ** 2
+
+    @property
+    def total_rate(self) -> float:
+        """All CR events per cm^2 per second."""
+        return self.muon_rate + self.electron_rate + self.alpha_rate + self.snowball_rate
+
+    @property
+    def diffusion_sigma_px(self) -> float:
+        """Maximum diffusion sigma in pixels."""
+        return self.diffusion_sigma_um / self.pixel_pitch_um
+
+    def with_(self, **changes: Any) -> "InstrumentPreset":
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)
+
+    def meta(self) -> dict[str, Any]:
+        """The sample-meta fields this preset defines."""
+        return {
+            "gain": float(self.gain),
+            "read_noise": float(self.read_noise),
+            "saturation": float(self.saturation),
+            "instrument": self.instrument,
+            "pixel_scale": float(self.pixel_scale),
+            "psf_fwhm": float(self.psf_fwhm),
+            "preset": self.name,
+            "detector": self.detector,
+        }
+
+
+PER_MIN = 1.0 / 60.0
+
+PRESETS: dict[str, InstrumentPreset] = {
+    "hst-acs-wfc": InstrumentPreset(
+        name="hst-acs-wfc",
+        instrument="HST ACS/WFC (simulated)",
+        detector="ccd",
+        pixel_pitch_um=15.0,          # physics.md (ACS handbook)
+        thickness_um=11.0,            # physics.md: "~15 um (unsourced)"; tuned to 11 um for the handbook median ~1000 e-
+        diffusion_sigma_um=6.0,       # physics.md says ~4 um; tuned to 6 um so hits touch 4-5 px (handbook)
+        pixel_scale=0.05,             # physics.md (ACS handbook)
+        gain=2.0,                     # physics.md (ACS handbook)
+        read_noise=4.0,               # physics.md (~4 e-)
+        saturation=80000.0,           # ~ACS/WFC full well; deepCR masks > 70,000 e- (anchors.md)
+        muon_rate=1.2,                # physics.md: ~1.2 /cm^2/s in low Earth orbit (WFPC1 handbook)
+        electron_rate=0.06,           # UNSOURCED: secondary electrons, 5% of the primary rate
+        alpha_rate=0.005,             # UNSOURCED
+        incidence="isotropic",        # physics.md (space)
+        psf="moffat",
+        psf_fwhm=2.0,                 # ~0.1" at F606W (approximate)
+        moffat_beta=2.5,              # UNSOURCED
+        sky_rate=0.1,                 # ~22.6 mag/arcsec^2 zodiacal sky in F606W (derived, approximate)
+        dark_rate=0.01,               # UNSOURCED (order of ACS/WFC dark + warm pixels)
+        exptime=1000.0,
+        default_shape=(2048, 4096),   # one WFC chip
+        notes="ACS/WFC Instrument Handbook: 1.5-3% of pixels hit per 1000 s, 4-5 px per hit, median ~1000 e-",
+    ),
+    "decam": InstrumentPreset(
+        name="decam",
+        instrument="DECam (simulated)",
+        detector="ccd",
+        pixel_pitch_um=15.0,          # physics.md
+        thickness_um=250.0,           # physics.md (fully depleted LBNL CCDs)
+        diffusion_sigma_um=8.0,       # physics.md
+        pixel_scale=0.263,            # physics.md
+        gain=4.0,                     # physics.md
+        read_noise=7.0,               # physics.md
+        saturation=150000.0,          # UNSOURCED (order of the DECam full well)
+        muon_rate=2.0 * PER_MIN,      # UNSOURCED split of physics.md's ~5 /cm^2/min total (altitude 2200 m)
+        electron_rate=2.7 * PER_MIN,  # UNSOURCED: radioactivity-driven worms, rest of the ~5 /cm^2/min
+        alpha_rate=0.3 * PER_MIN,     # UNSOURCED
+        incidence="cos3",             # physics.md (ground)
+        psf="moffat",
+        psf_fwhm=3.8,                 # 1.0" seeing (typical, approximate)
+        moffat_beta=2.5,              # UNSOURCED
+        sky_rate=20.0,                # UNSOURCED (r-band dark sky, order of magnitude)
+        exptime=90.0,
+        default_shape=(4096, 2048),
+    ),
+    "lsst": InstrumentPreset(
+        name="lsst",
+        instrument="LSST-like camera (simulated)",
+        detector="ccd",
+        pixel_pitch_um=10.0,          # physics.md
+        thickness_um=100.0,           # physics.md: "~100 um (unsourced)"
+        diffusion_sigma_um=3.5,       # physics.md: ~3-4 um
+        pixel_scale=0.2,              # physics.md
+        gain=1.5,                     # physics.md (~1.5)
+        read_noise=6.0,               # physics.md (~6)
+        saturation=100000.0,          # UNSOURCED
+        muon_rate=1.0 * PER_MIN,      # physics.md: ~1 /cm^2/min
+        electron_rate=1.0 * PER_MIN,  # UNSOURCED
+        alpha_rate=0.1 * PER_MIN,     # UNSOURCED
+        incidence="cos3",
+        psf="moffat",
+        psf_fwhm=3.5,                 # 0.7" seeing (typical)
+        moffat_beta=2.5,              # UNSOURCED
+        sky_rate=30.0,                # UNSOURCED
+        exptime=30.0,
+        default_shape=(4000, 4072),
+    ),
+    "ground-small": InstrumentPreset(
+        name="ground-small",
+        instrument="MicroObservatory-like 6-inch (simulated)",
+        detector="ccd",
+        pixel_pitch_um=9.0,           # physics.md: 6.8-9 um
+        thickness_um=40.0,            # UNSOURCED (physics.md: "thick")
+        diffusion_sigma_um=5.0,       # UNSOURCED
+        pixel_scale=5.2,              # measured: IM_SCALE = 5.21 in the MicroObservatory headers
+        gain=7.5,                     # measured, low confidence: pair-difference photon transfer on the
+                                      # HAT-P-32 series (slope 0.133 ADU/ADU over a narrow signal range)
+        read_noise=11.5,              # measured: sqrt(2.4 ADU^2) x gain from frame differences
+        saturation=28000.0,           # measured: 12-bit ADC (4095 ADU) minus bias ~355 ADU, times gain
+        muon_rate=1.0 * PER_MIN,      # physics.md: ~1 /cm^2/min at sea level
+        electron_rate=0.5 * PER_MIN,  # UNSOURCED
+        alpha_rate=0.05 * PER_MIN,    # UNSOURCED
+        incidence="cos3",
+        psf="gaussian",
+        psf_fwhm=1.4,                 # UNSOURCED: MANIFEST.md notes undersampled stars
+        sky_rate=0.6,                 # measured, low confidence: sky ~5 ADU above bias in 60 s
+        dark_rate=0.5,                # UNSOURCED (warm CCD, 271 K)
+        exptime=60.0,                 # measured: EXPTIME = 60
+        default_shape=(500, 650),     # measured: 650 x 500 frames
+    ),
+    "jwst-nircam": InstrumentPreset(
+        name="jwst-nircam",
+        instrument="JWST NIRCam-like (simulated)",
+        detector="hgcdte",
+        pixel_pitch_um=18.0,          # physics.md
+        thickness_um=8.0,             # UNSOURCED (HgCdTe absorber); charge_scale calibrates the deposit
+        diffusion_sigma_um=6.5,       # UNSOURCED; with IPC gives 7-9 px per hit (physics.md)
+        pixel_scale=0.031,            # NIRCam short-wavelength channel (approximate)
+        gain=2.0,                     # physics.md (~2)
+        read_noise=10.0,              # physics.md (~10 e- per read)
+        saturation=65000.0,           # UNSOURCED (order of the H2RG well)
+        muon_rate=3.3,                # physics.md: 2.3-4.3 /cm^2/s measured
+        electron_rate=0.2,            # UNSOURCED
+        snowball_rate=1.0 / 20.0 / (2048 * 18e-4) ** 2,  # physics.md: ~1 per 20 s per 2Kx2K detector
+        incidence="isotropic",
+        charge_scale=7.0,             # calibrated so the median hit is ~5200 e- (physics.md); HgCdTe vs Si
+        ipc=0.015,                    # physics.md: "a few % to each neighbour"
+        psf="gaussian",
+        psf_fwhm=2.0,                 # approximate (NIRCam SW at 2 um)
+        sky_rate=0.2,                 # UNSOURCED
+        dark_rate=0.005,              # UNSOURCED
+        exptime=300.0,
+        ramp_groups=8,
+        default_shape=(2048, 2048),
+    ),
+}
+
+
+def get_preset(name: "str | InstrumentPreset") -> InstrumentPreset:
+    """Look up a preset by name (a preset object is returned unchanged).
+
+    Raises
+    ------
+    RegistryError
+        If ``name`` is not a known preset.
+    """
+    if isinstance(name, InstrumentPreset):
+        return name
+    if name not in PRESETS:
+        raise RegistryError(f"unknown instrument preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,162 @@
+"""Simulated recipes built on the physical CR simulator (:mod:`data_recipes.sim`).
+
+``sim-hst-acs-ex``, ``sim-hst-acs-gc``, ``sim-hst-acs-gal``
+    HST ACS/WFC-like, 1000 s, the three deepCR field types (sparse extragalactic, globular
+    cluster, resolved galaxy).
+``sim-decam``
+    DECam-like, 90 s, thick fully depleted CCD: long tracks and worms, sparse.
+``sim-ground-small``
+    Small ground telescope matching the MicroObservatory frames in ``shared/data/real`` (650x500,
+    5.2"/px, 60 s, 12-bit). CR rate scaled x5 over the sea-level muon rate by default
+    (``cr_rate_scale``) so frames carry ~1-2 hits, as the real series shows a few per frame.
+``sim-jwst-nircam``
+    JWST NIRCam-like HgCdTe array, 300 s, with snowballs, IPC and up-the-ramp groups (``ramp``).
+
+Options (all recipes): ``n_images``, ``shape`` (H, W), ``exposures``, ``exposure_time`` (s),
+``seed``, ``cr_rate_scale``. Each sample draws from its own generator
+``default_rng([seed, index])``, so the same seed gives the same files and content hash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crbench.dataset import write_dataset
+from crbench.errors import DatasetError
+from crbench.recipes import Recipe, register_recipe
+
+from .sim.physics import TRUTH_NSIGMA
+from .sim.presets import get_preset
+from .sim.scenes import SOURCE_NSIGMA
+
+#: name -> (preset, field, defaults, description)
+SPECS: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "sim-hst-acs-ex": ("hst-acs-wfc", "ex",
+                       {"n_images": 16, "shape": (256, 256), "exposures": 3, "exposure_time": 1000.0},
+                       "HST ACS/WFC-like, sparse extragalactic field, 1000 s, physical CRs (no download)"),
+    "sim-hst-acs-gc": ("hst-acs-wfc", "gc",
+                       {"n_images": 16, "shape": (256, 256), "exposures": 3, "exposure_time": 1000.0},
+                       "HST ACS/WFC-like, crowded globular-cluster field, 1000 s, physical CRs (no download)"),
+    "sim-hst-acs-gal": ("hst-acs-wfc", "gal",
+                        {"n_images": 16, "shape": (256, 256), "exposures": 3, "exposure_time": 1000.0},
+                        "HST ACS/WFC-like, resolved-galaxy field, 1000 s, physical CRs (no download)"),
+    "sim-decam": ("decam", "ex",
+                  {"n_images": 12, "shape": (512, 512), "exposures": 3, "exposure_time": 90.0},
+                  "DECam-like thick CCD, 90 s: long tracks and worms (no download)"),
+    "sim-ground-small": ("ground-small", "ex",
+                         {"n_images": 12, "shape": (500, 650), "exposures": 3, "exposure_time": 60.0,
+                          "cr_rate_scale": 5.0},
+                         "Small ground telescope like the MicroObservatory frames, 60 s, 12-bit (no download)"),
+    "sim-jwst-nircam": ("jwst-nircam", "ex",
+                        {"n_images": 12, "shape": (256, 256), "exposures": 3, "exposure_time": 300.0},
+                        "JWST NIRCam-like HgCdTe, 300 s: snowballs, IPC, up-the-ramp groups (no download)"),
+}
+
+
+def split_ids(ids: list[str], fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)) -> dict[str, list[str]]:
+    """Deterministic train/val/test split of ``ids`` in order (each split non-empty when n >= 3)."""
+    n = len(ids)
+    n_val = max(1, int(round(n * fractions[1]))) if n >= 3 else 0
+    n_test = max(1, int(round(n * fractions[2]))) if n >= 2 else 0
+    n_train = n - n_val - n_test
+    return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
+
+
+def _check_options(name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    def bad(key: str, expected: str) -> DatasetError:
+        return DatasetError(f"recipe {name!r}: option {key}={opts.get(key)!r} is invalid; expected {expected}")
+
+    out = dict(opts)
+    try:
+        out["n_images"] = int(opts["n_images"])
+    except (TypeError, ValueError):
+        raise bad("n_images", "a positive integer") from None
+    if out["n_images"] < 1:
+        raise bad("n_images", "a positive integer")
+    shape = opts["shape"]
+    if isinstance(shape, str):
+        shape = shape.lower().replace("x", ",").split(",")
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape, shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise bad("shape", "(H, W) with H, W >= 16") from None
+    if len(shape) != 2 or min(shape) < 16:
+        raise bad("shape", "(H, W) with H, W >= 16")
+    out["shape"] = shape
+    try:
+        out["exposures"] = int(opts["exposures"])
+    except (TypeError, ValueError):
+        raise bad("exposures", "an integer >= 1") from None
+    if out["exposures"] < 1:
+        raise bad("exposures", "an integer >= 1")
+    try:
+        out["exposure_time"] = float(opts["exposure_time"])
+    except (TypeError, ValueError):
+        raise bad("exposure_time", "a positive number of seconds") from None
+    if not np.isfinite(out["exposure_time"]) or out["exposure_time"] <= 0:
+        raise bad("exposure_time", "a positive number of seconds")
+    out["seed"] = int(opts["seed"])
+    out["cr_rate_scale"] = float(opts.get("cr_rate_scale", 1.0))
+    if not np.isfinite(out["cr_rate_scale"]) or out["cr_rate_scale"] < 0:
+        raise bad("cr_rate_scale", "a number >= 0")
+    return out
+
+
+def make_builder(name: str):
+    """The ``build(out, *, progress, **options)`` function of recipe ``name``."""
+    preset_name, field, defaults, _ = SPECS[name]
+
+    def build(out: Path, *, progress: bool = True, **options: Any):
+        from .sim.scenes import simulate_sample
+
+        opts = {"seed": 1, "cr_rate_scale": 1.0, **defaults}
+        opts.update({k: v for k, v in options.items() if v is not None})
+        unknown = set(opts) - {"n_images", "shape", "exposures", "exposure_time", "seed", "cr_rate_scale"}
+        if unknown:
+            raise DatasetError(f"recipe {name!r}: unknown option(s) {sorted(unknown)}; known: n_images, shape, "
+                               "exposures, exposure_time, seed, cr_rate_scale")
+        opts = _check_options(name, opts)
+        preset = get_preset(preset_name)
+        if opts["cr_rate_scale"] != 1.0:
+            s = opts["cr_rate_scale"]
+            preset = preset.with_(muon_rate=preset.muon_rate * s, electron_rate=preset.electron_rate * s,
+                                  alpha_rate=preset.alpha_rate * s, snowball_rate=preset.snowball_rate * s)
+        prefix = name.removeprefix("sim-")
+        ids = [f"{prefix}-{i:04d}" for i in range(opts["n_images"])]
+        seed = opts["seed"]
+
+        def samples():
+            for i, sid in enumerate(ids):
+                rng = np.random.default_rng([seed, i])
+                s = simulate_sample(rng, sid, preset, field=field, shape=opts["shape"],
+                                    exptime=opts["exposure_time"], n_exposures=opts["exposures"],
+                                    ramp=preset.ramp_groups > 0)
+                s.meta["preset"] = preset_name
+                yield s
+
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
+        params.update({"preset": preset_name, "field": field})
+        return write_dataset(
+            out, samples(), name=name, splits=split_ids(ids), recipe=name, parameters=params, seed=seed,
+            progress=progress,
+            provenance=[{"origin": "simulated by data_recipes.sim (physical CR model, presets in "
+                                   "data_recipes/sim/presets.py)", "sha256": None}],
+            extra={"truth_definition": {
+                "truth": f"CR charge > {TRUTH_NSIGMA} x sqrt(read_noise^2 + sky + dark + source) e-",
+                "sources": f"noiseless source flux > {SOURCE_NSIGMA} x sqrt(read_noise^2 + sky + dark) e-",
+                "ignore": "pixels saturated by sources (with bleed trails), dilated 7x7",
+                "morphology": "geometric class of the truth footprint (crbench.morphology); "
+                              "'generator' keeps the simulated particle type",
+            }},
+        )
+
+    return build
+
+
+for _name, (_preset, _field, _defaults, _desc) in SPECS.items():
+    register_recipe(Recipe(name=_name, description=_desc, kind="simulated", build=make_builder(_name),
+                           defaults={"seed": 1, **_defaults}))
