@@ -1,0 +1,130 @@
+"""Detectors backed by crbench-trained nets: ``attention-unet``, ``unet-nogate``, ``deepcr-retrained``.
+
+Each loads its shipped weights (``baselines/weights/NAME.pt``) or ``weights=PATH``, normalises
+the image as in training (:mod:`.data`), runs seamless tiled inference in float32 under
+``torch.no_grad()`` (:mod:`.inference`) and returns the CR probability map.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from crbench.detectors.base import Detector
+from crbench.sample import Sample
+
+from .data import normalize_sample_image
+from .inference import predict_logits, sigmoid
+from .models import fuse_batchnorm
+from .weights import WEIGHTS_DIR, file_sha256, load_weights, read_sidecar
+
+
+def trained_on_from_sidecar(weights: str | Path) -> tuple[str, ...]:
+    """``('DATASET:SPLIT', ...)`` of the data a weight file was trained and selected on."""
+    side = read_sidecar(weights) or {}
+    data = side.get("training_data") or {}
+    name = data.get("dataset")
+    if not name:
+        return ()
+    splits = [data.get("split", "train")] + ([data["val_split"]] if data.get("val_split") else [])
+    return tuple(f"{name}:{s}" for s in splits)
+
+
+class _TrainedUNetDetector(Detector):
+    """Common implementation; subclasses set :attr:`name` and :attr:`arch`.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        Weight file; default the shipped ``baselines/weights/<name>.pt``.
+    tile : int
+        Core tile side for inference (memory control; the output does not depend on it).
+    threads : int, optional
+        torch intra-op threads during :meth:`score` (default: leave torch's setting).
+    """
+
+    arch: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ("image",)
+    score_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    version: ClassVar[str] = "1"
+
+    def __init__(self, weights: str | Path | None = None, tile: int = 512, threads: int | None = None) -> None:
+        path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{self.name}.pt"
+        model, meta = load_weights(path, expect_arch=self.arch)
+        self.model = fuse_batchnorm(model).eval()
+        self.weights_path = path
+        self.meta = meta
+        self.threads = threads
+        found = trained_on_from_sidecar(path)
+        if found or weights is not None:
+            self.trained_on = found  # type: ignore[misc]
+        super().__init__(weights=str(path) if weights is not None else "shipped",
+                         weights_sha256=file_sha256(path)[:16], tile=int(tile))
+
+    def score(self, sample: Sample) -> np.ndarray:
+        """CR probability per pixel, float32 in [0, 1]."""
+        x = normalize_sample_image(sample.image, sample.ignore)
+        prev = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        try:
+            with torch.no_grad():
+                logits = predict_logits(self.model, x, tile=self._params["tile"])
+        finally:
+            if self.threads:
+                torch.set_num_threads(prev)
+        return sigmoid(logits)
+
+    def probability(self, image: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+        """Probability map of a bare image in electrons (convenience for scripts)."""
+        return self.score(Sample(id="image", image=np.asarray(image, dtype=np.float32), ignore=ignore))
+
+
+def _class_trained_on(name: str) -> tuple[str, ...]:
+    return trained_on_from_sidecar(WEIGHTS_DIR / f"{name}.pt")
+
+
+class AttentionUNetDetector(_TrainedUNetDetector):
+    """U-Net with attention gates on every skip (Bhavanam et al. 2022), trained by crbench."""
+
+    name: ClassVar[str] = "attention-unet"
+    arch: ClassVar[str] = "attention-unet"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("attention-unet")
+
+
+class PlainUNetDetector(_TrainedUNetDetector):
+    """The attention U-Net with the gates removed (the gate ablation), trained by crbench."""
+
+    name: ClassVar[str] = "unet-nogate"
+    arch: ClassVar[str] = "unet-nogate"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("unet-nogate")
+
+
+class DeepCRRetrainedDetector(_TrainedUNetDetector):
+    """The deepCR-2-32 architecture retrained on crbench data by crbench's trainer.
+
+    deepCR's own trainer (``deepCR.training.train``) does not run on current torch
+    (``ReduceLROnPlateau(verbose=True)`` was removed) and hard-codes ``num_workers=8``; it also
+    standardises training batches by mean/std, which its inference does not repeat. crbench
+    therefore trains the identical 101,473-parameter net with its own trainer and the same input
+    normalisation as the other crbench nets.
+    """
+
+    name: ClassVar[str] = "deepcr-retrained"
+    arch: ClassVar[str] = "deepcr-2-32"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("deepcr-retrained")
+
+
+DETECTOR_CLASSES: dict[str, type[_TrainedUNetDetector]] = {
+    c.name: c for c in (AttentionUNetDetector, PlainUNetDetector, DeepCRRetrainedDetector)
+}
+
+
+def detector_for(name_or_arch: str, **params: Any) -> _TrainedUNetDetector:
+    """Instantiate the detector for a detector name or an architecture name."""
+    for cls in DETECTOR_CLASSES.values():
+        if name_or_arch in (cls.name, cls.arch):
+            return cls(**params)
+    raise KeyError(name_or_arch)

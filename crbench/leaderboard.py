@@ -1,0 +1,517 @@
+"""The leaderboard: accepted result files in ``leaderboard/entries/*.json`` and the pages built from them.
+
+:func:`submit` validates a results file against the schema, checks its provenance (no detector
+trained on a test split or on the data it is scored on, no failed samples, one content hash per
+dataset version) and writes one entry per run. :func:`build` writes ``README.md`` (Markdown
+tables per dataset) and ``index.html``: one self-contained static page (inline CSS, JS and data;
+no server, no network) with sortable tables, dataset and morphology filters, ROC and PR plots and
+provenance on demand.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .atomic import write_text
+from .errors import CRBenchError
+from .sample import MORPHOLOGIES
+from .schema import read_results_json, validate_results
+
+ASSETS = Path(__file__).parent / "leaderboard_assets"
+#: Default leaderboard folder (relative to the working directory).
+DEFAULT_ROOT = Path("leaderboard")
+#: Metric entries are ranked by within a (dataset, split) table (higher is better), then ``ap``.
+RANK_METRIC = "tpr_at_fpr_5e-4"
+#: Columns of the leaderboard tables: (key, header, digits); ``None`` digits = text.
+COLUMNS: list[tuple[str, str, int | None]] = [
+    ("rank", "#", None),
+    ("detector", "Detector", None),
+    ("dataset", "Dataset", None),
+    ("split", "Split", None),
+    ("tpr_at_fpr_5e-4", "TPR@FPR 5e-4", 3),
+    ("tpr_at_fpr_1e-4", "TPR@FPR 1e-4", 3),
+    ("ap", "AP", 3),
+    ("roc_auc", "ROC AUC", 4),
+    ("precision_at_recall_0.95", "Prec@Rec 0.95", 3),
+    ("best_dice", "Best Dice", 3),
+    ("recall_half", "CR recall @op", 3),
+    ("fpr_sources", "Star FPR @op", 4),
+    ("seconds_per_mpix", "s / Mpix", 3),
+    ("n_images", "Images", None),
+]
+#: Columns where lower is better (sorted ascending first on the page).
+LOWER_IS_BETTER = ("seconds_per_mpix", "fpr_sources")
+#: Columns shown without their bootstrap interval (timings vary with the machine, not the sample).
+NO_INTERVAL = ("seconds_per_mpix",)
+#: Per-morphology columns (from ``runs[i]['by_morphology']`` rows when present).
+MORPH_COLUMNS: list[tuple[str, str, int | None]] = [
+    ("n_crs", "CRs", None),
+    ("recall_any", "Recall (any hit)", 3),
+    ("recall_half", "Recall (half)", 3),
+    ("recall_charge90", "Recall (90% charge)", 3),
+    ("pixel_tpr_at_fpr_5e-4", "Pixel TPR@FPR 5e-4", 3),
+]
+#: Curve points kept per entry (the page embeds every curve).
+CURVE_POINTS = 300
+
+
+#: Operating-point rule of leaderboard entries (as the harness records it in ``summary.op_rule``).
+STANDARD_OP_RULE = "fpr:0.0005"
+
+
+def standard_conventions() -> dict[str, str]:
+    """The scoring conventions every leaderboard entry must use (crbench's defaults)."""
+    from .conventions import resolve_conventions
+
+    d = resolve_conventions(None).to_dict()
+    return {k: d[k] for k in ("dilation", "ignore", "pooling")}
+
+
+class SubmissionError(CRBenchError, ValueError):
+    """A results file was refused by the leaderboard (the message names the file and the reason)."""
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+def training_conflicts(run: dict[str, Any]) -> list[tuple[int, str]]:
+    """Reasons a run may not be ranked because of its training data.
+
+    A detector is refused when it was trained on any test split (``'X/test'``), or on the data
+    it is scored on (``'D'``, ``'D/all'`` or ``'D/S'`` for dataset ``D``, split ``S``). ``':'``
+    separates dataset and split as well as ``'/'`` (``'sim-basic:train'``).
+
+    Returns
+    -------
+    list of (index into trained_on, reason)
+    """
+    trained = run.get("provenance", {}).get("detector", {}).get("trained_on", []) or []
+    out = []
+    for j, item in enumerate(trained):
+        parts = re.split(r"[/:]", str(item).strip(), maxsplit=1)
+        name, split = parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
+        if split == "test":
+            out.append((j, f"detector {run['detector']!r} was trained on a test split ({item!r}); "
+                           "test splits may never be used for training"))
+        elif name == run["dataset"] and split in ("", "all", run["split"]):
+            out.append((j, f"detector {run['detector']!r} was trained on {item!r}, the data it is scored on "
+                           f"({run['dataset']}/{run['split']})"))
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+def entry_filename(run: dict[str, Any]) -> str:
+    """File name of a run's entry: ``<dataset>__<split>__<detector>__<params hash>.json``."""
+    h = run.get("provenance", {}).get("detector", {}).get("params_hash") or "nohash"
+    return f"{_slug(run['dataset'])}__{_slug(run['split'])}__{_slug(run['detector'])}__{_slug(h)[:12]}.json"
+
+
+def thin_curve(curve: dict[str, Any], max_points: int = CURVE_POINTS) -> dict[str, Any]:
+    """Keep at most ``max_points`` curve points, spread evenly in log FPR and in recall.
+
+    Scalars and arrays of another length are kept as they are.
+    """
+    keys = [k for k, v in curve.items() if isinstance(v, list)]
+    n = len(curve.get("fpr", []))
+    if n <= max_points:
+        return dict(curve)
+    fpr = np.asarray(curve["fpr"], dtype=float)
+    rec = np.asarray(curve.get("recall", curve.get("tpr")), dtype=float)
+    half = max_points // 2
+    idx = {0, n - 1}
+    lf = np.log10(np.clip(np.nan_to_num(fpr, nan=1.0), 1e-9, 1.0))
+    for target in np.linspace(np.nanmin(lf), np.nanmax(lf), half):
+        idx.add(int(np.nanargmin(np.abs(lf - target))))
+    r = np.nan_to_num(rec, nan=0.0)
+    for target in np.linspace(r.min(), r.max(), half):
+        idx.add(int(np.argmin(np.abs(r - target))))
+    keep = sorted(idx)
+    out = dict(curve)
+    for k in keys:
+        if len(curve[k]) == n:
+            out[k] = [curve[k][i] for i in keep]
+    return out
+
+
+def _round(x: Any, digits: int = 6) -> Any:
+    """``x`` to ``digits`` significant digits (keeps entry files small and their diffs readable)."""
+    if isinstance(x, float) and math.isfinite(x) and x != 0.0:
+        return float(f"{x:.{digits}g}")
+    return x
+
+
+_NUM = r"(?:-?[0-9][0-9.eE+-]*|NaN|-?Infinity|null)"
+_NUM_ARRAY = re.compile(r"\[\n\s+(" + _NUM + r"(?:,\n\s+" + _NUM + r")*)\n\s*\]")
+
+
+def entry_json(entry: dict[str, Any]) -> str:
+    """Indented JSON with arrays of numbers kept on one line (small files, readable diffs)."""
+    from .atomic import _json_default
+
+    text = json.dumps(entry, indent=2, default=_json_default)
+    return _NUM_ARRAY.sub(lambda m: "[" + re.sub(r",\n\s+", ", ", m.group(1)) + "]", text) + "\n"
+
+
+def _entry_for(run: dict[str, Any], meta: dict[str, Any], source: str) -> dict[str, Any]:
+    run = json.loads(json.dumps(run, default=str))  # deep copy, JSON types only
+    run["curve"] = {k: ([_round(x) for x in v] if isinstance(v, list) else v)
+                    for k, v in thin_curve(run["curve"]).items()}
+    ds = run["provenance"].get("dataset", {})
+    ds.pop("path", None)  # local paths mean nothing to readers of the leaderboard
+    execution = run["provenance"].get("execution")
+    if isinstance(execution, dict) and execution.get("cache"):
+        execution["cache"] = "local"
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta = dict(meta)
+    meta["submitted"] = now
+    meta["submitted_from"] = f"{Path(source).parent.name}/{Path(source).name}"
+    return {"schema_version": meta.get("schema_version", "1.0"), "meta": meta, "runs": [run]}
+
+
+@dataclass
+class Entry:
+    """One accepted run on the leaderboard."""
+
+    path: Path
+    run: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.run["dataset"], self.run["split"])
+
+
+def load_entries(entries_dir: str | os.PathLike) -> list[Entry]:
+    """Read and validate every ``*.json`` entry in ``entries_dir`` (sorted by file name).
+
+    Raises
+    ------
+    FormatError
+        If an entry is not a valid results file (naming the file and JSON path).
+    """
+    entries_dir = Path(entries_dir)
+    if not entries_dir.is_dir():
+        return []
+    out = []
+    for p in sorted(entries_dir.glob("*.json")):
+        obj = read_results_json(p)
+        for run in obj["runs"]:
+            out.append(Entry(p, run, obj.get("meta", {})))
+    return out
+
+
+def submit(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEFAULT_ROOT / "entries", *,
+           replace_dataset: bool = False) -> list[Path]:
+    """Accept every run of a results file onto the leaderboard.
+
+    Nothing is written unless every run passes.
+
+    Parameters
+    ----------
+    results_path : path
+        ``results.json`` or a folder holding one.
+    entries_dir : path
+        The leaderboard's ``entries`` folder.
+    replace_dataset : bool
+        If a dataset version on the leaderboard has another content hash than the submitted run,
+        remove the old entries of that dataset instead of refusing.
+
+    Returns
+    -------
+    list of Path
+        The entry files written (an entry for the same detector, parameters, dataset and split is
+        replaced).
+
+    Raises
+    ------
+    FormatError
+        If the file is not a valid results file.
+    SubmissionError
+        If a detector was trained on a test split or on the evaluated data, a run used other
+        conventions or operating point than the crbench protocol, has failed samples, or the
+        dataset's content hash differs from entries already accepted.
+    """
+    p = Path(results_path)
+    if p.is_dir():
+        p = p / "results.json"
+    obj = read_results_json(p)
+    entries_dir = Path(entries_dir)
+    existing = load_entries(entries_dir)
+    problems = []
+    stale: set[Path] = set()
+    for i, run in enumerate(obj["runs"]):
+        for j, why in training_conflicts(run):
+            problems.append(f"{p}: $.runs[{i}].provenance.detector.trained_on[{j}]: {why}")
+        conv = run["provenance"].get("conventions") or {}
+        for key, want in standard_conventions().items():
+            if conv.get(key) != want:
+                problems.append(f"{p}: $.runs[{i}].provenance.conventions.{key}: {conv.get(key)!r}; the "
+                                f"leaderboard compares detectors under the crbench protocol ({key}={want!r}); "
+                                "score again without --protocol/--dilation/--ignore/--pooling")
+        rule = run["summary"].get("op_rule")
+        if rule is not None and rule != STANDARD_OP_RULE:
+            problems.append(f"{p}: $.runs[{i}].summary.op_rule: {rule!r}; leaderboard entries use the operating "
+                            f"point {STANDARD_OP_RULE!r} (the default of crbench evaluate)")
+        failed = run["provenance"].get("failed_samples") or {}
+        if failed:
+            problems.append(f"{p}: $.runs[{i}].provenance.failed_samples: detector {run['detector']!r} failed on "
+                            f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
+                            "must score every sample")
+        ds = run["provenance"]["dataset"]
+        for e in existing:
+            eds = e.run["provenance"]["dataset"]
+            if eds["name"] == ds["name"] and eds.get("version") == ds.get("version") \
+                    and eds["content_hash"] != ds["content_hash"]:
+                if replace_dataset:
+                    stale.add(e.path)
+                    continue
+                problems.append(
+                    f"{p}: $.runs[{i}].provenance.dataset.content_hash: dataset {ds['name']!r} version "
+                    f"{ds.get('version')} has content hash {ds['content_hash'][:16]}... but the leaderboard's "
+                    f"entries ({e.path.name}) used {eds['content_hash'][:16]}...; build the dataset with its "
+                    "default options, or pass --replace-dataset to drop the old entries")
+                break
+    if problems:
+        raise SubmissionError(f"{p}: submission refused ({len(problems)} problem(s)):\n" + "\n".join(problems))
+    for old in stale:
+        old.unlink(missing_ok=True)
+    written = []
+    for run in obj["runs"]:
+        entry = _entry_for(run, obj.get("meta", {}), str(p))
+        target = entries_dir / entry_filename(run)
+        validate_results(entry, target)
+        write_text(target, entry_json(entry))
+        _readable(target)
+        written.append(target)
+    return written
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """One row per entry with the table columns, CIs and a rank within its (dataset, split)."""
+    rows = []
+    for k, e in enumerate(entries):
+        s = e.run["summary"]
+        row: dict[str, Any] = {"id": k, "detector": e.run["detector"], "dataset": e.run["dataset"],
+                               "split": e.run["split"], "file": e.path.name}
+        for key, _, digits in COLUMNS:
+            if key in row or key == "rank":
+                continue
+            row[key] = s.get(key) if digits is None else _num(s.get(key))
+            if digits is not None and key not in NO_INTERVAL:
+                lo, hi = _num(s.get(f"{key}_lo")), _num(s.get(f"{key}_hi"))
+                if lo is not None and hi is not None:
+                    row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        rows.append(row)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["split"]), []).append(r)
+    for grp in groups.values():
+        grp.sort(key=lambda r: (-(r.get(RANK_METRIC) if r.get(RANK_METRIC) is not None else -1),
+                                -(r.get("ap") if r.get("ap") is not None else -1), r["detector"]))
+        for i, r in enumerate(grp, 1):
+            r["rank"] = i
+    return sorted(rows, key=lambda r: (r["dataset"], r["split"], r["rank"]))
+
+
+def _fmt(row: dict[str, Any], key: str, digits: int | None) -> str:
+    v = row.get(key)
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if digits is None:
+        return str(v)
+
+    def num(x: float) -> str:
+        return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2g}"
+
+    text = num(v)
+    if f"{key}_lo" in row:
+        text += f" [{num(row[f'{key}_lo'])}, {num(row[f'{key}_hi'])}]"
+    return text
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(entries: Sequence[Entry]) -> str:
+    """The leaderboard as Markdown: one ranked table per (dataset, split), per-morphology recall after it."""
+    rows = ranked_rows(entries)
+    by_id = {k: e for k, e in enumerate(entries)}
+    lines = ["# crbench leaderboard", "",
+             f"Generated by `crbench leaderboard build` from {len(entries)} entries in `entries/`. "
+             f"Ranked by pixel TPR at a pixel FPR of 5e-4 (then AP); brackets are 95% bootstrap intervals "
+             "where the results carry them. '@op' columns are at each detector's operating point (pixel FPR "
+             "5e-4, threshold chosen on the validation split where there is one): the share of CRs with at "
+             "least half their pixels flagged, and the pixel FPR on stars and galaxies. Open `index.html` "
+             "for sortable tables, filters, curves and provenance.", ""]
+    keys = sorted({(r["dataset"], r["split"]) for r in rows})
+    for ds, split in keys:
+        grp = [r for r in rows if (r["dataset"], r["split"]) == (ds, split)]
+        prov = by_id[grp[0]["id"]].run["provenance"]["dataset"]
+        lines += [f"## {ds} ({split} split)", "",
+                  f"Dataset version {prov.get('version', '?')}, content hash `{prov['content_hash'][:16]}`, "
+                  f"{grp[0].get('n_images')} images.", ""]
+        cols = [c for c in COLUMNS if c[0] not in ("dataset", "split")]
+        lines.append("| " + " | ".join(h for _, h, _ in cols) + " | Trained on |")
+        lines.append("|" + "|".join("---:" if d is not None or k in ("rank", "n_images") else "---"
+                                     for k, _, d in cols) + "|---|")
+        for r in grp:
+            trained = by_id[r["id"]].run["provenance"]["detector"].get("trained_on") or []
+            cells = [_md_escape(_fmt(r, k, d)) for k, _, d in cols]
+            lines.append("| " + " | ".join(cells) + " | " + _md_escape(", ".join(trained) or "–") + " |")
+        morph = [(r, by_id[r["id"]].run.get("by_morphology")) for r in grp]
+        morph = [(r, m) for r, m in morph if m]
+        if morph:
+            lines += ["", f"Per-morphology recall (half of the CR's pixels flagged at the operating point):", "",
+                      "| Detector | " + " | ".join(MORPHOLOGIES) + " |",
+                      "|---|" + "|".join("---:" for _ in MORPHOLOGIES) + "|"]
+            for r, m in morph:
+                cells = []
+                for name in MORPHOLOGIES:
+                    row = next((x for x in m if x.get("morphology") == name), None)
+                    v = _num(row.get("recall_half")) if row else None
+                    if v is None:
+                        cells.append("–")
+                    else:
+                        text = f"{v:.3f}"
+                        lo, hi = _num(row.get("recall_half_lo")), _num(row.get("recall_half_hi"))
+                        if lo is not None and hi is not None:
+                            text += f" [{lo:.3f}, {hi:.3f}]"
+                        cells.append(f"{text} (n={int(row.get('n_crs', 0))})" if row.get("n_crs") is not None
+                                     else text)
+                lines.append(f"| {_md_escape(r['detector'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if not keys:
+        lines += ["No entries yet.", ""]
+    lines += ["## Submitting a detector", "",
+              "```",
+              "# a detector class in your own code (no packaging needed; its folder on PYTHONPATH)",
+              "crbench evaluate --dataset sim-hst-acs-ex --detector mypackage.mymodule:MyDetector --out results",
+              "# or score maps made elsewhere: one <sample_id>.fits per test (and val) sample",
+              "crbench score-predictions maps/ --dataset sim-hst-acs-ex --name my-detector "
+              "--trained-on sim-hst-acs-ex/train --out results",
+              "crbench leaderboard submit results/results.json --build",
+              "```", "",
+              "Entries are validated against the results schema (`crbench/schemas/results.schema.json`) and "
+              "refused when the detector was trained on a test split or on the data it is scored on, when "
+              "samples failed, when the scoring conventions differ from the crbench protocol, or when the "
+              "dataset's content hash differs from the entries already here.", ""]
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------- html
+
+def page_data(entries: Sequence[Entry]) -> dict[str, Any]:
+    """The JSON the static page is drawn from: rows, columns, curves, morphology rows, provenance."""
+    rows = ranked_rows(entries)
+    items = []
+    for r in rows:
+        e = entries[r["id"]]
+        c = e.run["curve"]
+        curve = {k: [(_num(x) if _num(x) is not None else None) for x in c[k]]
+                 for k in ("fpr", "tpr", "precision", "recall", "tpr_lo", "tpr_hi", "precision_lo", "precision_hi")
+                 if isinstance(c.get(k), list)}
+        morph = {}
+        for m in e.run.get("by_morphology") or []:
+            name = m.get("morphology")
+            if name:
+                morph[name] = {k: (_num(v) if not isinstance(v, str) else v) for k, v in m.items()}
+        items.append({"row": r, "curve": curve, "morphology": morph,
+                      "provenance": {"run": e.run["provenance"], "meta": e.meta, "file": e.path.name}})
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
+    # the page opens on the dataset with the most entries (ties: alphabetical), one table that fits
+    default = min(counts, key=lambda d: (-counts[d], d)) if counts else ""
+    morphs = [m for m in MORPHOLOGIES if any(m in it["morphology"] for it in items)]
+    morphs += sorted({m for it in items for m in it["morphology"]} - set(morphs))
+    return {"columns": [{"key": k, "label": h, "digits": d} for k, h, d in COLUMNS],
+            "morph_columns": [{"key": k, "label": h, "digits": d} for k, h, d in MORPH_COLUMNS],
+            "datasets": sorted({r["dataset"] for r in rows}), "default_dataset": default, "morphologies": morphs,
+            "rank_metric": RANK_METRIC, "lower_better": list(LOWER_IS_BETTER), "entries": items,
+            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _finite(obj: Any) -> Any:
+    """Copy of ``obj`` with NaN/inf floats replaced by None (strict JSON for the browser)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _json_for_script(obj: Any) -> str:
+    text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False, default=str)
+    # never let embedded text close the script element or open a comment
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(entries: Sequence[Entry]) -> str:
+    """The self-contained leaderboard page (inline CSS, JS and data; no network)."""
+    template = (ASSETS / "index.template.html").read_text(encoding="utf-8")
+    css = (ASSETS / "leaderboard.css").read_text(encoding="utf-8")
+    js = (ASSETS / "leaderboard.js").read_text(encoding="utf-8")
+    data = _json_for_script(page_data(entries))
+    return (template.replace("/*CSS*/", css).replace("/*JS*/", js).replace("{{DATA}}", data)
+            .replace("{{N_ENTRIES}}", html.escape(str(len(entries)))))
+
+
+def build(entries_dir: str | os.PathLike = DEFAULT_ROOT / "entries",
+          out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write ``README.md`` and ``index.html`` from the entries.
+
+    Parameters
+    ----------
+    entries_dir : path
+        Folder of entry files.
+    out_dir : path, optional
+        Where the pages go (default: the parent of ``entries_dir``).
+
+    Returns
+    -------
+    dict
+        ``{'markdown': path, 'html': path}``.
+    """
+    entries_dir = Path(entries_dir)
+    out = Path(out_dir) if out_dir is not None else entries_dir.parent
+    entries = load_entries(entries_dir)
+    paths = {"markdown": out / "README.md", "html": out / "index.html"}
+    write_text(paths["markdown"], markdown(entries))
+    write_text(paths["html"], render_html(entries))
+    for p in paths.values():
+        _readable(p)
+    return paths
+
+
+def _readable(path: Path) -> None:
+    """World-readable like any published page (atomic writes create owner-only files)."""
+    try:
+        os.chmod(path, 0o644)
+    except OSError:  # pragma: no cover - e.g. a file system without permissions
+        pass
