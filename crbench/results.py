@@ -2,7 +2,6 @@
 and provenance. Both are written atomically."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -113,21 +112,10 @@ class Results:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Results":
-        """Load ``results.json`` (or a folder holding one)."""
-        p = Path(path)
-        if p.is_dir():
-            p = p / "results.json"
-        if not p.exists():
-            raise FormatError(f"{p}: results file not found")
-        try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{p}: not valid JSON ({exc})") from exc
-        if not isinstance(obj, dict) or "runs" not in obj:
-            raise FormatError(f"{p}: not a crbench results file (no 'runs')")
-        from .schema import validate_results  # JSON Schema check naming the file and JSON path
+        """Load ``results.json`` (or a folder holding one), validated against the JSON Schema."""
+        from .schema import read_results_json
 
-        validate_results(obj, p)
+        obj = read_results_json(path)
         return cls(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))
 
 
