@@ -106,6 +106,18 @@ def test_deepcr_inference_builds_no_autograd_graph(deepcr_detector):
     assert isinstance(out, np.ndarray) and out.dtype == np.float32
 
 
+def test_deepcr_own_trainer_still_fails_on_current_torch():
+    """Why crbench trains deepCR-2-32 itself: deepCR 0.3.1's trainer passes ``verbose=True`` to
+    ``ReduceLROnPlateau``, which current torch rejects. If this starts passing, switch
+    ``deepcr-retrained`` back to deepCR's own training API."""
+    pytest.importorskip("deepCR")
+    from deepCR.training import train
+
+    img = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)
+    with pytest.raises(TypeError, match="verbose"):
+        train(img, np.zeros_like(img), hidden=32, epoch=1, batch_size=1, use_tqdm=False, verbose=False)
+
+
 # ----------------------------------------------------------------------------- models
 @pytest.mark.parametrize("arch, n_params", [("deepcr-2-32", 101_473)])
 def test_deepcr_architecture_matches_published_size(arch, n_params):
@@ -307,11 +319,27 @@ def test_tiny_training_reduces_loss_and_reproduces(tiny_dataset, tmp_path):
     assert np.all((score >= 0) & (score <= 1))
 
 
+def test_crbench_train_cli_passes_steps_loss_and_architecture(tmp_path, capsys):
+    from crbench.cli import main
+    from crbench.recipes import build_dataset
+
+    ds = build_dataset("sim-basic", tmp_path / "ds", n_images=3, shape=(128, 128), exposures=3, progress=False)
+    rc = main(["train", "deepcr-retrained", "--dataset", str(ds.root), "--minutes", "1", "--steps", "3",
+               "--loss", "focal", "--width", "4", "--levels", "2", "--no-progress", "--out", str(tmp_path / "w")])
+    assert rc == 0
+    side = json.loads((tmp_path / "w" / "deepcr-retrained.json").read_text())
+    assert side["steps"] == 3 and side["loss"] == "focal"
+    assert side["config"]["width"] == 4 and side["config"]["levels"] == 2 and not side["config"]["gates"]
+    assert "--steps 3" in side["reproduce_command"] and "--loss focal" in side["reproduce_command"]
+    assert "wrote" in capsys.readouterr().out
+    assert main(["train", "attention-unet", "--dataset", str(ds.root), "--minutes", "1", "--steps", "0"]) != 0
+    assert "--steps must be positive" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- shipped weights
 @pytest.mark.parametrize("name", ["attention-unet", "unet-nogate", "deepcr-retrained"])
 def test_shipped_weights_load_and_detect(name):
-    if not (WEIGHTS_DIR / f"{name}.pt").exists():
-        pytest.skip(f"no shipped weights for {name} yet")
+    assert (WEIGHTS_DIR / f"{name}.pt").exists(), f"shipped weights {name}.pt missing from {WEIGHTS_DIR}"
     from crbench.detectors.registry import get_detector
 
     det = get_detector(name)

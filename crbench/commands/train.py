@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-ARCHS = ("attention-unet", "unet-nogate", "deepcr-2-32")
+ARCHS = ("attention-unet", "unet-nogate", "deepcr-retrained", "deepcr-2-32")
+LOSSES = ("bce", "mwbce", "focal", "bce+dice")
 
 
 def add_parser(sub) -> None:
@@ -11,11 +12,19 @@ def add_parser(sub) -> None:
                        description="Train a learned detector on the train split of a dataset, validating each "
                                    "epoch on its val split; keeps the best checkpoint and writes a training log "
                                    "(loss and validation AP per epoch) beside the weights.")
-    p.add_argument("name", choices=ARCHS, help="architecture to train")
+    p.add_argument("name", choices=ARCHS, help="detector or architecture to train (deepcr-retrained = deepcr-2-32)")
     p.add_argument("--dataset", required=True, help="recipe name or dataset folder")
     p.add_argument("--minutes", type=float, required=True, help="CPU time budget in minutes")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder for weights and log (default ./weights)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="exact number of optimiser steps, overriding the calibrated --minutes budget "
+                        "(the sidecar's recorded command uses it, so a rerun repeats the same steps)")
+    p.add_argument("--loss", choices=LOSSES, default=None, help="training loss (default mwbce)")
+    p.add_argument("--width", type=int, default=None, help="channels of the first level (default per architecture)")
+    p.add_argument("--levels", type=int, default=None, help="resolution levels (default per architecture)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -27,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
                           f"then pip install -e '.[deep]' ({exc})") from exc
     if args.minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {args.minutes}")
-    path = cli_train(args.name, args.dataset, args.minutes, args.seed, args.out)
+    if args.steps is not None and args.steps <= 0:
+        raise ValueError(f"--steps must be positive, got {args.steps}")
+    hp = {k: getattr(args, k) for k in ("width", "levels", "threads") if getattr(args, k) is not None}
+    path = cli_train(args.name, args.dataset, args.minutes, args.seed, args.out, steps=args.steps,
+                     loss=args.loss, progress=not args.no_progress, **hp)
     print(f"wrote {path}")
     return 0
