@@ -4,13 +4,14 @@ Scores deepCR-2-32 retrained, the attention U-Net and the same U-Net without gat
 by crbench for the same CPU minutes, seed and split: see their sidecars), the pretrained deepCR
 package and LACosmic on one dataset split with crbench's harness (``crbench.harness``
 conventions, pooled pixel counts), then bootstraps over images (``--boot`` resamples) for 95%
-intervals. Prints a Markdown table; ``--plot`` also draws the ROC curves and ``--out`` writes
+intervals. Prints a Markdown table; ``--plot`` also draws the ROC curves (PNG and PDF) and ``--out`` writes
 the table as CSV and Markdown.
 
 Usage::
 
     python benchmarks/equal_budget.py --dataset sim-hst-acs-ex [--split test] [--weights-dir DIR]
         [--boot 1000] [--plot roc.png] [--out DIR]
+    python benchmarks/equal_budget.py --weights-dir /tmp/w32x3 --detectors attention-unet   # other weights
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detectors", nargs="+", default=list(DEFAULT_DETECTORS))
     p.add_argument("--boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", default=None, help="write ROC curves to this PNG")
+    p.add_argument("--plot", default=None, help="write ROC curves to this path as PNG and PDF (suffix replaced)")
     p.add_argument("--out", default=None, help="folder for equal_budget.csv / .md")
     a = p.parse_args(argv)
     ds = resolve_dataset(a.dataset, progress=False)
@@ -142,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title(f"{ds.name} / {a.split}: equal-budget comparison")
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        fig.savefig(a.plot, dpi=120)
+        stem = Path(a.plot).with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for ext in (".png", ".pdf"):
+            fig.savefig(stem.with_suffix(ext), dpi=150)
+        print(f"wrote {stem}.png and {stem}.pdf")
     return 0
 
 

@@ -18,7 +18,7 @@ from baselines.unet import losses  # noqa: E402
 from baselines.unet.data import PatchSampler, image_stats, normalize_sample_image  # noqa: E402
 from baselines.unet.inference import halo_for, predict_logits  # noqa: E402
 from baselines.unet.models import build_model, count_parameters, fuse_batchnorm  # noqa: E402
-from baselines.unet.weights import WEIGHTS_DIR, load_weights, save_weights, sidecar_path  # noqa: E402
+from baselines.unet.weights import WEIGHTS_DIR, file_sha256, load_weights, save_weights, sidecar_path  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -306,6 +306,8 @@ def test_tiny_training_reduces_loss_and_reproduces(tiny_dataset, tmp_path):
     losses_ = [e["train_loss"] for e in log1["log"]]
     assert len(losses_) == 3 and losses_[-1] < losses_[0]
     assert [e["val_ap"] for e in log1["log"]] == [e["val_ap"] for e in log2["log"]]
+    # same seed and steps in another folder: byte-identical weight files, hence the same recorded hash
+    assert log1["sha256"] == log2["sha256"] == file_sha256(p1) == file_sha256(p2)
     side = log1
     for key in ("command", "sha256", "training_data", "seed", "minutes", "steps", "log"):
         assert key in side

@@ -59,8 +59,10 @@ def save_weights(path: str | Path, model: UNet, arch: str, extra: dict[str, Any]
     }
     if extra:
         blob["extra"] = extra
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # A file object (not a path) keeps torch's archive folder name fixed ("archive"), so the
+        # bytes do not depend on the temporary file's random name: same weights, same sha256.
+        torch.save(blob, fh)
     return file_sha256(path)
 
 
