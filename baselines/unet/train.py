@@ -230,7 +230,8 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float, see
         torch.set_num_threads(prev_threads)
 
     recorded = (f"python -m baselines.unet.train {name if name in ARCH_FOR_NAME else arch} "
-                f"--dataset {shlex.quote(str(_dataset_arg(dataset)))} --minutes {minutes:g} --seed {seed} "
+                f"--dataset {shlex.quote(str(_dataset_arg(dataset)))}"
+                + (f" --minutes {minutes:g}" if minutes else "") + f" --seed {seed} "
                 f"--steps {steps} --loss {loss} --out {shlex.quote(str(out))}"
                 + "".join(f" --{k.replace('_', '-')} {v}" for k, v in arch_opts.items()))
     sidecar = {
@@ -304,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m baselines.unet.train", description=__doc__.splitlines()[0])
     p.add_argument("name", choices=sorted(ARCH_FOR_NAME))
     p.add_argument("--dataset", required=True, help="dataset folder or recipe name")
-    p.add_argument("--minutes", type=float, default=5.0, help="CPU-minute budget (converted to steps)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="CPU-minute budget, converted to steps (default 5 unless --steps is given)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="exact step count (overrides --minutes)")
     p.add_argument("--loss", choices=LOSSES, default=DEFAULT_LOSS)
@@ -316,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     hp = {k: v for k, v in (("width", a.width), ("levels", a.levels), ("threads", a.threads)) if v is not None}
     try:
-        path = cli_train(a.name, a.dataset, a.minutes, a.seed, a.out, steps=a.steps, loss=a.loss,
+        minutes = a.minutes if a.minutes is not None else (None if a.steps else 5.0)
+        path = cli_train(a.name, a.dataset, minutes, a.seed, a.out, steps=a.steps, loss=a.loss,
                          progress=not a.no_progress, **hp)
     except CRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
