@@ -73,7 +73,8 @@ def score_detector(name: str, ds, split: str, conventions, weights_dir: Path | N
         side_path = Path(getattr(det, "weights_path")).with_suffix(".json")
         if side_path.exists():
             side = json.loads(side_path.read_text())
-            info = {"steps": side.get("steps"), "minutes": side.get("minutes"), "params": side.get("parameters"),
+            info = {"steps": side.get("steps"), "cpu_minutes": side.get("cpu_minutes"),
+                    "params": side.get("parameters"),
                     "loss": side.get("loss"), "trained_on": ",".join(getattr(det, "trained_on", ()))}
     return {"detector": name, **point, "ci": ci, "seconds_per_mpix": seconds / mpix if mpix else np.nan,
             "curve": (curve.fpr, curve.tpr), "info": info}
@@ -103,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
           f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {a.boot} bootstrap resamples over images, "
           f"{time.time() - t0:.0f} s")
     header = ("| detector | TPR @ FPR 5e-4 (%) [95% CI] | TPR @ FPR 1e-4 (%) | AP (%) [95% CI] | ROC AUC | "
-              "s/Mpix | params | steps (CPU min) | loss | trained on |")
+              "s/Mpix | params | steps (CPU min used) | loss | trained on |")
     lines = [header, "|" + "---|" * 10]
     for r in rows:
         i = r["info"]
-        budget = f"{i.get('steps')} ({i.get('minutes')})" if i else "-"
+        cpu = i.get("cpu_minutes")
+        budget = f"{i.get('steps')} ({cpu:.1f})" if i and cpu is not None else (str(i.get("steps")) if i else "-")
         lines.append(f"| {r['detector']} | {_fmt(r['tpr_at_fpr_5e-4'], r['ci']['tpr_at_fpr_5e-4'])} | "
                      f"{_fmt(r['tpr_at_fpr_1e-4'], r['ci']['tpr_at_fpr_1e-4'])} | {_fmt(r['ap'], r['ci']['ap'])} | "
                      f"{r['roc_auc']:.4f} | {r['seconds_per_mpix']:.2f} | {i.get('params', '-') if i else '-'} | "

@@ -313,6 +313,7 @@ def test_tiny_training_reduces_loss_and_reproduces(tiny_dataset, tmp_path):
         assert key in side
     assert side["training_data"]["dataset"] == "sim-basic" and side["training_data"]["split"] == "train"
     assert "--steps 18" in side["command"] and "--seed 3" in side["command"]
+    assert "--minutes" not in side["command"]  # the step count set the budget; no minutes to record
     det = AttentionUNetDetector(weights=p1)
     assert det.trained_on == ("sim-basic:train", "sim-basic:val")
     sample = tiny_dataset.load(tiny_dataset.ids("test")[0])

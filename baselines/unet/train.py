@@ -114,7 +114,7 @@ def calibrate_seconds_per_step(model: UNet, sampler_kwargs: dict[str, Any], loss
     return max((time.process_time() - t0) / n, 1e-4)
 
 
-def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float, seed: int, out: Path,
+def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | None, seed: int, out: Path,
                 progress: bool = True, loss: str = DEFAULT_LOSS, steps: int | None = None,
                 name: str | None = None, command: str | None = None, split: str = "train",
                 val_split: str = "val", **hp: Any) -> Path:
@@ -126,8 +126,9 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float, see
         ``'deepcr-2-32'``, ``'attention-unet'`` or ``'unet-nogate'``.
     dataset : Dataset or path or recipe name
         Labelled dataset with ``split`` and ``val_split``.
-    minutes : float
-        CPU-minute budget, converted to a step count by calibration (module docstring).
+    minutes : float or None
+        CPU-minute budget, converted to a step count by calibration (module docstring); may be
+        None when ``steps`` is given.
     seed : int
         Seeds weights init, patch order and augmentation.
     out : Path
@@ -276,7 +277,7 @@ def _dataset_arg(dataset: Dataset) -> str:
     return str(dataset.root)
 
 
-def cli_train(name: str, dataset_name_or_path: str | Path, minutes: float, seed: int = 0,
+def cli_train(name: str, dataset_name_or_path: str | Path, minutes: float | None, seed: int = 0,
               out: str | Path | None = None, *, steps: int | None = None, loss: str | None = None,
               progress: bool = True, **hp: Any) -> Path:
     """Everything ``crbench train NAME --dataset D --minutes N [--seed S] [--out DIR]`` needs.
