@@ -8,8 +8,8 @@ of a mask, or all pixels of one instance id):
 ``elongation``   e = sqrt(l1 / l2) of the second moments of the pixel centres (each eigenvalue
                  plus 1/12, the variance of a uniform pixel, so that lines stay finite)
 ``perp``         RMS distance of the pixel centres from the principal axis, sqrt(l2)
-``tortuosity``   tau = skeleton length / (L - 1) (1 for footprints with L = 1); needs
-                 scikit-image; without it tau is taken as 1 (curvature then shows only via perp)
+``tortuosity``   tau = skeleton length / (L - 1) (1 for footprints with L = 1); the skeleton
+                 comes from scikit-image (a hard dependency)
 ``solidity``     A / pixels whose centres lie inside the convex hull of the pixel centres
 ``n_saturated``  saturated pixels in the footprint
 
@@ -28,16 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from skimage.morphology import skeletonize as _skeletonize
 
 from .errors import SampleError
 
 FEATURE_COLUMNS = ("id", "morphology", "area", "feret", "elongation", "perp", "tortuosity", "solidity",
                    "n_saturated", "y", "x")
-
-try:  # optional: scikit-image gives the skeleton for the tortuosity feature
-    from skimage.morphology import skeletonize as _skeletonize
-except Exception:  # pragma: no cover - exercised only without scikit-image
-    _skeletonize = None
 
 _SQRT2 = float(np.sqrt(2.0))
 
@@ -85,8 +81,6 @@ def _solidity(ys: np.ndarray, xs: np.ndarray) -> float:
 
 
 def _skeleton_length(sub: np.ndarray) -> float:
-    if _skeletonize is None:
-        return float("nan")
     sk = _skeletonize(np.pad(sub, 1))
     n4 = int(np.count_nonzero(sk[1:, :] & sk[:-1, :]) + np.count_nonzero(sk[:, 1:] & sk[:, :-1]))
     # diagonal links not already bridged by a pair of 4-links
@@ -122,8 +116,7 @@ def footprint_features(sub: np.ndarray, n_saturated: int = 0, *, lazy_for: float
     def tortuosity() -> float:
         if feret <= 1.0 + 1e-9:
             return 1.0
-        sk = _skeleton_length(sub)
-        return 1.0 if not np.isfinite(sk) else float(sk / (feret - 1.0))
+        return float(_skeleton_length(sub) / (feret - 1.0))
 
     if lazy_for is None:
         f["tortuosity"] = tortuosity()

@@ -6,6 +6,9 @@ import pytest
 
 from crbench.sample import Sample
 
+# Under CI ($CI set) any skip fails the session (see _ci_skip_guard.py).
+from _ci_skip_guard import pytest_configure  # noqa: F401  (hook, registered by being in this namespace)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path_factory, monkeypatch):

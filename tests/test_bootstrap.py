@@ -65,3 +65,53 @@ def test_exposure_groups_from_the_card(tmp_path, basic_dataset):
     # two groups only: a replicate is visit0 twice, visit1 twice, or both - few distinct values
     s = res.runs[0]["summary"]
     assert s["ap_lo"] <= s["ap"] <= s["ap_hi"]
+
+
+def _regrouped_copy(tmp_path, basic_dataset, groups_of):
+    """A copy of ``basic_dataset`` with train = first 4 images, test = last 4, and card ``groups``."""
+    import shutil
+
+    from crbench.dataset import Dataset
+
+    root = tmp_path / "ds"
+    shutil.copytree(basic_dataset.root, root)
+    ds = Dataset.open(root)
+    ids = ds.ids("all")
+    return update_card(ds, splits={"train": ids[:4], "test": ids[4:]},
+                       groups={sid: groups_of(i) for i, sid in enumerate(ids)})
+
+
+KEYS = ("ap", "roc_auc", "tpr_at_fpr_5e-4", "recall_any")
+
+
+def test_one_group_gives_no_spread(tmp_path, basic_dataset):
+    """All images in one group: every replicate draws that group once, i.e. the whole dataset, so
+    each interval collapses onto the point estimate. Image-level resampling of the same images
+    gives a spread: the card's groups, not the images, are what evaluate resamples."""
+    ds = _regrouped_copy(tmp_path, basic_dataset, lambda i: "one-visit")
+    grouped = evaluate("median", ds, split="all", progress=False, bootstrap=40, seed=3, operating_split=None)
+    assert grouped.runs[0]["provenance"]["bootstrap"]["unit"] == "group"
+    s = grouped.runs[0]["summary"]
+    for k in KEYS:
+        assert s[f"{k}_lo"] == pytest.approx(s[k], abs=1e-12) and s[f"{k}_hi"] == pytest.approx(s[k], abs=1e-12), k
+    images = evaluate("median", basic_dataset, split="all", progress=False, bootstrap=40, seed=3,
+                      operating_split=None)
+    assert images.runs[0]["provenance"]["bootstrap"]["unit"] == "image"
+    assert images.runs[0]["summary"]["ap_hi"] - images.runs[0]["summary"]["ap_lo"] > 1e-6
+
+
+def test_two_groups_interval_spans_the_groups_own_values(tmp_path, basic_dataset):
+    """Two groups A (train) and B (test): a replicate is A+A, A+B or B+B, whose value is that of A alone,
+    of everything, or of B alone (doubling a group's weight leaves ratios unchanged). With 200
+    replicates each case occurs many times, so the 2.5% and 97.5% percentiles are exactly the
+    smallest and largest of those three values, each measured here by evaluating its split."""
+    ds = _regrouped_copy(tmp_path, basic_dataset, lambda i: "A" if i < 4 else "B")
+    run = evaluate("median", ds, split="all", progress=False, bootstrap=200, seed=0, operating_split=None).runs[0]
+    alone = {sp: evaluate("median", ds, split=sp, progress=False, operating_split=None).runs[0]["summary"]
+             for sp in ("train", "test")}
+    s = run["summary"]
+    for k in KEYS:
+        values = [alone["train"][k], s[k], alone["test"][k]]
+        assert s[f"{k}_lo"] == pytest.approx(min(values), abs=1e-9), k
+        assert s[f"{k}_hi"] == pytest.approx(max(values), abs=1e-9), k
+    assert alone["train"]["ap"] != pytest.approx(alone["test"]["ap"], abs=1e-6)  # the groups differ

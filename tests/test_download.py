@@ -15,10 +15,15 @@ import pytest
 from crbench import download as dl
 from crbench.errors import DownloadError, RegistryError
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-if not MIRROR.exists():
-    MIRROR = Path("/work/shared/data/real")
-needs_mirror = pytest.mark.skipif(not (MIRROR / "SHA256SUMS").exists(), reason="shared real-data mirror absent")
+from _mirror import MIRROR, require_mirror
+
+needs_mirror = pytest.mark.usefixtures("_mirror_or_skip")
+
+
+@pytest.fixture
+def _mirror_or_skip():
+    """Skip locally / fail in CI when the real-data mirror is absent (see _mirror.py)."""
+    require_mirror()
 
 
 @pytest.fixture

@@ -119,9 +119,44 @@ def test_deepcr_own_trainer_still_fails_on_current_torch():
 
 
 # ----------------------------------------------------------------------------- models
-@pytest.mark.parametrize("arch, n_params", [("deepcr-2-32", 101_473)])
-def test_deepcr_architecture_matches_published_size(arch, n_params):
-    assert count_parameters(build_model(arch)) == n_params
+def _shape_census(model) -> list[tuple[tuple[int, ...], int]]:
+    """Sorted (parameter shape, how many tensors have it): the layer structure, independent of names."""
+    from collections import Counter
+
+    return sorted(Counter(tuple(p.shape) for p in model.parameters()).items())
+
+
+def test_deepcr_2_32_matches_the_net_deepcr_builds_for_acs_wfc():
+    """crbench's ``deepcr-2-32`` is compared with the network the installed deepCR 0.3.1 builds for
+    ``deepCR(mask='ACS-WFC')`` (its ``UNet2SigmoidBatchNorm(1, 1, 32)``): same parameter count and the
+    same tensor shapes, so the re-implementation has the published layers, not just the same total."""
+    pytest.importorskip("deepCR")
+    from deepCR import deepCR
+
+    theirs = deepCR(mask="ACS-WFC", device="CPU").maskNet
+    ours = build_model("deepcr-2-32")
+    assert count_parameters(ours) == sum(p.numel() for p in theirs.parameters())
+    assert _shape_census(ours) == _shape_census(theirs)
+
+
+def test_deepcr_weight_norm_variant_differs_only_by_normalisation():
+    """deepCR's other 2-32 net (``deepCR.unet.UNet2Sigmoid``, weight-norm: used for ``WFC3-UVIS`` and
+    for every model loaded by path) has fewer parameters than the BatchNorm net. The difference is
+    exactly the normalisation: BatchNorm's affine weight and bias (2 per channel of the six 3x3
+    convs) replaced by weight-norm's gain ``weight_g`` (1 per output channel of the same convs)."""
+    pytest.importorskip("deepCR")
+    import warnings
+
+    from deepCR.unet import UNet2Sigmoid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's weight_norm deprecation warning
+        wn = UNet2Sigmoid(1, 1, 32)
+    ours = build_model("deepcr-2-32")
+    bn_affine = sum(m.weight.numel() + m.bias.numel() for m in ours.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    gains = sum(p.numel() for n, p in wn.named_parameters() if n.endswith("weight_g"))
+    assert bn_affine == 2 * gains  # six convs: 32 + 32 + 64 + 64 + 32 + 32 channels
+    assert sum(p.numel() for p in wn.parameters()) == count_parameters(ours) - bn_affine + gains
 
 
 def test_attention_unet_paper_size_and_gate_switch():

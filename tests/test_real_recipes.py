@@ -1,7 +1,6 @@
 """Small builds of the real-data recipes from the shared mirror (the full builds are marked slow)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,13 @@ from crbench.download import group_files
 from crbench.errors import DatasetError
 from crbench.recipes import build_dataset, get_recipe
 
-MIRROR = Path("/work/shared/data/real")
-pytestmark = pytest.mark.skipif(not (MIRROR / "SHA256SUMS").exists(), reason="shared real-data mirror absent")
+from _mirror import MIRROR, require_mirror
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_mirror():
+    """Every test here reads the mirror: skip locally / fail in CI when it is absent (see _mirror.py)."""
+    require_mirror()
 
 
 @pytest.fixture(scope="module")
