@@ -296,6 +296,8 @@ def check_submission(results_path: str | os.PathLike, entries_dir: str | os.Path
                             f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
                             "must score every sample")
         ds = run["provenance"]["dataset"]
+        # LEAD: call crbench.dataset.verify_dataset(Dataset.open(ds["path"])) here when ds.get("path") is a
+        # local folder (the results file records it), turning its error into a problem line (other branch).
         first = seen.setdefault(ds["name"], ds)
         if not _same_build(first, ds):
             problems.append(f"{where}.provenance.dataset: dataset {ds['name']!r} appears with two builds in one "

@@ -87,8 +87,9 @@ def read_submission(path: str | os.PathLike) -> dict[str, Any]:
         return read_results_json(p)  # the usual "not found" error
     size = p.stat().st_size
     if size > MAX_SUBMISSION_BYTES:
-        raise SubmissionError(f"{p}: submission refused: the file has {size / 2**20:.1f} MiB; the leaderboard "
-                              f"reads results files of at most {MAX_SUBMISSION_BYTES // 2**20} MiB")
+        raise SubmissionError(f"{p}: submission refused: the file has {size} bytes; the leaderboard reads "
+                              f"results files of at most {MAX_SUBMISSION_BYTES} bytes "
+                              f"({MAX_SUBMISSION_BYTES / 2**20:.0f} MiB)")
     with open(p, "rb") as fh:
         raw = fh.read(MAX_SUBMISSION_BYTES + 1)
     if len(raw) > MAX_SUBMISSION_BYTES:  # grew since stat
@@ -223,7 +224,7 @@ def summary_problems(run: dict[str, Any], where: str) -> list[str]:
         bad = np.nonzero(~(np.abs(p - want) <= 1e-4))[0]
         if len(bad):
             j = int(bad[0])
-            out.append(f"{where}.curve.precision[{j}]: {p[j]!r} but tpr, fpr, n_pos and n_neg give "
+            out.append(f"{where}.curve.precision[{j}]: {float(p[j])!r} but tpr, fpr, n_pos and n_neg give "
                        f"{want[j]:.6g}")
     bounds = curve_bounds(curve)
     checks: list[tuple[str, tuple[float, float] | None]] = []
