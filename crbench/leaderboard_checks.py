@@ -79,8 +79,8 @@ def read_submission(path: str | os.PathLike) -> dict[str, Any]:
     FormatError
         If the file is missing, not JSON or not a valid results file.
     """
-    from .schema import read_results_json, validate_results
     from .errors import FormatError
+    from .schema import read_results_json, validate_results
 
     p = Path(path)
     if not p.is_file():

@@ -175,6 +175,8 @@ def _mutated(path: Path, tmp_path: Path, fn) -> Path:
      "$.runs[0].curve", "curve arrays differ in length"),
     (lambda o: o["runs"][0]["curve"]["tpr"].__setitem__(1, 1.5),
      "$.runs[0].curve.tpr[1]", "outside [0, 1]"),
+    (lambda o: o["runs"][0]["curve"]["fpr"].__setitem__(2, "x"),
+     "$.runs[0].curve.fpr[2]", "'x' is not of type 'number', 'null'"),
     (lambda o: o.__setitem__("runs", []),
      "$.runs", "should be non-empty"),
     (lambda o: o.__setitem__("schema_version", "2.0"),
