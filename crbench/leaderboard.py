@@ -22,7 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .atomic import write_text
-from .errors import CRBenchError
+from .leaderboard_checks import (MAX_DEPTH, MAX_SUBMISSION_BYTES, SubmissionError, name_problems, read_submission,
+                                 summary_problems)
 from .sample import MORPHOLOGIES
 from .schema import read_results_json, validate_results
 
@@ -64,6 +65,10 @@ MORPH_COLUMNS: list[tuple[str, str, int | None]] = [
 CURVE_POINTS = 300
 
 
+#: Package versions shown when two builds of a dataset differ (from the results' ``meta.versions``).
+BUILD_VERSIONS = ("crbench", "numpy", "astropy")
+#: Keys of ``provenance.dataset`` describing how the dataset was built, shown when builds differ.
+BUILD_PARAMETERS = ("recipe", "parameters", "seed", "build")
 #: Operating-point rule of leaderboard entries (as the harness records it in ``summary.op_rule``).
 STANDARD_OP_RULE = "fpr:0.0005"
 
@@ -74,10 +79,6 @@ def standard_conventions() -> dict[str, str]:
 
     d = resolve_conventions(None).to_dict()
     return {k: d[k] for k in ("dilation", "ignore", "pooling")}
-
-
-class SubmissionError(CRBenchError, ValueError):
-    """A results file was refused by the leaderboard (the message names the file and the reason)."""
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -211,6 +212,120 @@ def load_entries(entries_dir: str | os.PathLike) -> list[Entry]:
     return out
 
 
+@dataclass
+class SubmissionPlan:
+    """What :func:`submit` would do with a results file that passed every check."""
+
+    #: The results file read.
+    source: Path
+    #: Its parsed, validated content.
+    obj: dict[str, Any]
+    #: Entries of another build of a submitted dataset, deleted when the submission is accepted
+    #: with ``replace_dataset=True`` (empty otherwise).
+    replaced: list[Path]
+
+
+def _build_label(ds: dict[str, Any], meta: dict[str, Any]) -> str:
+    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    soft = ", ".join(f"{k} {versions.get(k, meta.get('crbench_version') if k == 'crbench' else None) or '?'}"
+                     for k in BUILD_VERSIONS)
+    text = f"content hash {ds.get('content_hash')}, version {ds.get('version')!r}, made with {soft}"
+    params = {k: ds[k] for k in BUILD_PARAMETERS if k in ds}
+    if params:
+        text += f", build parameters {json.dumps(params, sort_keys=True, default=str)[:300]}"
+    return text
+
+
+def _same_build(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.get("content_hash") == b.get("content_hash") and a.get("version") == b.get("version")
+
+
+def check_submission(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEFAULT_ROOT / "entries", *,
+                     replace_dataset: bool = False) -> SubmissionPlan:
+    """Run every check of :func:`submit` without writing or deleting anything.
+
+    Parameters
+    ----------
+    results_path : path
+        ``results.json`` or a folder holding one.
+    entries_dir : path
+        The leaderboard's ``entries`` folder.
+    replace_dataset : bool
+        Plan to delete the entries of another build of a submitted dataset instead of refusing.
+
+    Returns
+    -------
+    SubmissionPlan
+        The parsed file and the entries that accepting it would delete.
+
+    Raises
+    ------
+    FormatError, SubmissionError
+        As :func:`submit`.
+    """
+    p = Path(results_path)
+    if p.is_dir():
+        p = p / "results.json"
+    obj = read_submission(p)
+    entries_dir = Path(entries_dir)
+    existing = load_entries(entries_dir)
+    meta = obj.get("meta", {})
+    problems = []
+    stale: set[Path] = set()
+    seen: dict[str, dict[str, Any]] = {}
+    for i, run in enumerate(obj["runs"]):
+        where = f"{p}: $.runs[{i}]"
+        problems += name_problems(run, where)
+        for j, why in training_conflicts(run):
+            problems.append(f"{where}.provenance.detector.trained_on[{j}]: {why}")
+        conv = run["provenance"].get("conventions") or {}
+        for key, want in standard_conventions().items():
+            if conv.get(key) != want:
+                problems.append(f"{where}.provenance.conventions.{key}: {conv.get(key)!r}; the "
+                                f"leaderboard compares detectors under the crbench protocol ({key}={want!r}); "
+                                "score again without --protocol/--dilation/--ignore/--pooling")
+        if conv.get("pooling") == "pooled":  # per-image summaries are means, not functions of the curve
+            problems += summary_problems(run, where)
+        rule = run["summary"].get("op_rule")
+        if rule is not None and rule != STANDARD_OP_RULE:
+            problems.append(f"{where}.summary.op_rule: {rule!r}; leaderboard entries use the operating "
+                            f"point {STANDARD_OP_RULE!r} (the default of crbench evaluate)")
+        failed = run["provenance"].get("failed_samples") or {}
+        if failed:
+            problems.append(f"{where}.provenance.failed_samples: detector {run['detector']!r} failed on "
+                            f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
+                            "must score every sample")
+        ds = run["provenance"]["dataset"]
+        # LEAD: call crbench.dataset.verify_dataset(Dataset.open(ds["path"])) here when ds.get("path") is a
+        # local folder (the results file records it), turning its error into a problem line (other branch).
+        first = seen.setdefault(ds["name"], ds)
+        if not _same_build(first, ds):
+            problems.append(f"{where}.provenance.dataset: dataset {ds['name']!r} appears with two builds in one "
+                            f"file ({first.get('content_hash')} and {ds.get('content_hash')})")
+        # one build (content hash and version) per dataset name, whatever the version string says
+        for e in existing:
+            eds = e.run["provenance"]["dataset"]
+            if eds["name"] != ds["name"] or _same_build(eds, ds):
+                continue
+            if replace_dataset:
+                stale.add(e.path)
+                continue
+            problems.append(
+                f"{where}.provenance.dataset: dataset {ds['name']!r} differs from the build the leaderboard "
+                f"ranks: submitted {_build_label(ds, meta)}; the leaderboard's entries ({e.path.name}) used "
+                f"{_build_label(eds, e.meta)}; score against the same build of the dataset (compare the "
+                "versions above), or pass --replace-dataset to list the entries that would be deleted")
+            break
+        target = entries_dir / entry_filename(run)
+        old = next((e for e in existing if e.path == target), None)
+        if old is not None and old.path not in stale and not _same_build(old.run["provenance"]["dataset"], ds):
+            problems.append(f"{where}: would overwrite {target.name}, an entry scored on another build of "
+                            f"{ds['name']!r}; entries of another build are never overwritten")
+    if problems:
+        raise SubmissionError(f"{p}: submission refused ({len(problems)} problem(s)):\n" + "\n".join(problems))
+    return SubmissionPlan(p, obj, sorted(stale))
+
+
 def submit(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEFAULT_ROOT / "entries", *,
            replace_dataset: bool = False) -> list[Path]:
     """Accept every run of a results file onto the leaderboard.
@@ -220,75 +335,38 @@ def submit(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEF
     Parameters
     ----------
     results_path : path
-        ``results.json`` or a folder holding one.
+        ``results.json`` or a folder holding one (at most
+        :data:`~crbench.leaderboard_checks.MAX_SUBMISSION_BYTES`).
     entries_dir : path
         The leaderboard's ``entries`` folder.
     replace_dataset : bool
-        If a dataset version on the leaderboard has another content hash than the submitted run,
-        remove the old entries of that dataset instead of refusing.
+        If a dataset on the leaderboard was scored on another build (content hash or version)
+        than the submitted run, delete the old entries of that dataset instead of refusing
+        (:func:`check_submission` lists them first; the CLI asks for ``--yes``).
 
     Returns
     -------
     list of Path
-        The entry files written (an entry for the same detector, parameters, dataset and split is
-        replaced).
+        The entry files written (an entry for the same detector, parameters, dataset build and
+        split is replaced).
 
     Raises
     ------
     FormatError
         If the file is not a valid results file.
     SubmissionError
-        If a detector was trained on a test split or on the evaluated data, a run used other
-        conventions or operating point than the crbench protocol, has failed samples, or the
-        dataset's content hash differs from entries already accepted.
+        If the file is too large or too deeply nested, a name is not a leaderboard name, a summary
+        number does not match the submitted curve, a detector was trained on a test split or on
+        the evaluated data, a run used other conventions or operating point than the crbench
+        protocol, has failed samples, or the dataset build differs from entries already accepted.
     """
-    p = Path(results_path)
-    if p.is_dir():
-        p = p / "results.json"
-    obj = read_results_json(p)
+    plan = check_submission(results_path, entries_dir, replace_dataset=replace_dataset)
     entries_dir = Path(entries_dir)
-    existing = load_entries(entries_dir)
-    problems = []
-    stale: set[Path] = set()
-    for i, run in enumerate(obj["runs"]):
-        for j, why in training_conflicts(run):
-            problems.append(f"{p}: $.runs[{i}].provenance.detector.trained_on[{j}]: {why}")
-        conv = run["provenance"].get("conventions") or {}
-        for key, want in standard_conventions().items():
-            if conv.get(key) != want:
-                problems.append(f"{p}: $.runs[{i}].provenance.conventions.{key}: {conv.get(key)!r}; the "
-                                f"leaderboard compares detectors under the crbench protocol ({key}={want!r}); "
-                                "score again without --protocol/--dilation/--ignore/--pooling")
-        rule = run["summary"].get("op_rule")
-        if rule is not None and rule != STANDARD_OP_RULE:
-            problems.append(f"{p}: $.runs[{i}].summary.op_rule: {rule!r}; leaderboard entries use the operating "
-                            f"point {STANDARD_OP_RULE!r} (the default of crbench evaluate)")
-        failed = run["provenance"].get("failed_samples") or {}
-        if failed:
-            problems.append(f"{p}: $.runs[{i}].provenance.failed_samples: detector {run['detector']!r} failed on "
-                            f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
-                            "must score every sample")
-        ds = run["provenance"]["dataset"]
-        for e in existing:
-            eds = e.run["provenance"]["dataset"]
-            if eds["name"] == ds["name"] and eds.get("version") == ds.get("version") \
-                    and eds["content_hash"] != ds["content_hash"]:
-                if replace_dataset:
-                    stale.add(e.path)
-                    continue
-                problems.append(
-                    f"{p}: $.runs[{i}].provenance.dataset.content_hash: dataset {ds['name']!r} version "
-                    f"{ds.get('version')} has content hash {ds['content_hash'][:16]}... but the leaderboard's "
-                    f"entries ({e.path.name}) used {eds['content_hash'][:16]}...; build the dataset with its "
-                    "default options, or pass --replace-dataset to drop the old entries")
-                break
-    if problems:
-        raise SubmissionError(f"{p}: submission refused ({len(problems)} problem(s)):\n" + "\n".join(problems))
-    for old in stale:
+    for old in plan.replaced:
         old.unlink(missing_ok=True)
     written = []
-    for run in obj["runs"]:
-        entry = _entry_for(run, obj.get("meta", {}), str(p))
+    for run in plan.obj["runs"]:
+        entry = _entry_for(run, plan.obj.get("meta", {}), str(plan.source))
         target = entries_dir / entry_filename(run)
         validate_results(entry, target)
         write_text(target, entry_json(entry))
@@ -352,8 +430,18 @@ def _fmt(row: dict[str, Any], key: str, digits: int | None) -> str:
     return text
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+_MD_CONTROL = re.compile(r"([\\`*_\[\]|~])")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def md_text(text: Any) -> str:
+    """``text`` safe inside one Markdown table cell: one line, no HTML, no Markdown markup.
+
+    Control characters and line breaks become one space, ``& < > "`` become HTML entities and
+    the Markdown control characters ``\\ ` * _ [ ] | ~`` are escaped with a backslash.
+    """
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    return _MD_CONTROL.sub(r"\\\1", html.escape(flat, quote=True).replace("&#x27;", "'"))
 
 
 def markdown(entries: Sequence[Entry]) -> str:
@@ -371,17 +459,17 @@ def markdown(entries: Sequence[Entry]) -> str:
     for ds, split in keys:
         grp = [r for r in rows if (r["dataset"], r["split"]) == (ds, split)]
         prov = by_id[grp[0]["id"]].run["provenance"]["dataset"]
-        lines += [f"## {ds} ({split} split)", "",
-                  f"Dataset version {prov.get('version', '?')}, content hash `{prov['content_hash'][:16]}`, "
-                  f"{grp[0].get('n_images')} images.", ""]
+        lines += [f"## {md_text(ds)} ({md_text(split)} split)", "",
+                  f"Dataset version {md_text(prov.get('version', '?'))}, content hash "
+                  f"`{md_text(prov['content_hash'][:16])}`, {md_text(grp[0].get('n_images'))} images.", ""]
         cols = [c for c in COLUMNS if c[0] not in ("dataset", "split")]
         lines.append("| " + " | ".join(h for _, h, _ in cols) + " | Trained on |")
         lines.append("|" + "|".join("---:" if d is not None or k in ("rank", "n_images") else "---"
                                      for k, _, d in cols) + "|---|")
         for r in grp:
             trained = by_id[r["id"]].run["provenance"]["detector"].get("trained_on") or []
-            cells = [_md_escape(_fmt(r, k, d)) for k, _, d in cols]
-            lines.append("| " + " | ".join(cells) + " | " + _md_escape(", ".join(trained) or "–") + " |")
+            cells = [md_text(_fmt(r, k, d)) if d is None else _fmt(r, k, d) for k, _, d in cols]
+            lines.append("| " + " | ".join(cells) + " | " + md_text(", ".join(map(str, trained)) or "–") + " |")
         morph = [(r, by_id[r["id"]].run.get("by_morphology")) for r in grp]
         morph = [(r, m) for r, m in morph if m]
         if morph:
@@ -402,7 +490,7 @@ def markdown(entries: Sequence[Entry]) -> str:
                             text += f" [{lo:.3f}, {hi:.3f}]"
                         cells.append(f"{text} (n={int(row.get('n_crs', 0))})" if row.get("n_crs") is not None
                                      else text)
-                lines.append(f"| {_md_escape(r['detector'])} | " + " | ".join(cells) + " |")
+                lines.append(f"| {md_text(r['detector'])} | " + " | ".join(cells) + " |")
         lines.append("")
     if not keys:
         lines += ["No entries yet.", ""]
@@ -415,10 +503,17 @@ def markdown(entries: Sequence[Entry]) -> str:
               "--trained-on sim-hst-acs-ex/train --out results",
               "crbench leaderboard submit results/results.json --build",
               "```", "",
-              "Entries are validated against the results schema (`crbench/schemas/results.schema.json`) and "
-              "refused when the detector was trained on a test split or on the data it is scored on, when "
-              "samples failed, when the scoring conventions differ from the crbench protocol, or when the "
-              "dataset's content hash differs from the entries already here.", ""]
+              "Entries are validated against the results schema (`crbench/schemas/results.schema.json`, "
+              "which bounds every metric: rates in [0, 1], counts and seconds non-negative) and refused when "
+              "the detector was trained on a test split or on the data it is scored on, when samples failed, "
+              "when the scoring conventions differ from the crbench protocol, when a summary number (ROC AUC, "
+              "AP, TPR at an FPR, precision at a recall, best Dice) does not follow from the submitted curve, "
+              "when the detector, dataset, split or dataset version is not a plain name "
+              "(`[A-Za-z0-9][A-Za-z0-9._+-]{0,63}`), when the file is over "
+              f"{MAX_SUBMISSION_BYTES // 2**20} MiB or nested over {MAX_DEPTH} levels deep, or when the "
+              "dataset's build (content hash and version) differs from the entries already here; the refusal "
+              "shows both builds' hashes and package versions. `--replace-dataset` lists the entries of the "
+              "other build and deletes them only with `--yes`.", ""]
     return "\n".join(lines)
 
 

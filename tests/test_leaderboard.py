@@ -175,6 +175,8 @@ def _mutated(path: Path, tmp_path: Path, fn) -> Path:
      "$.runs[0].curve", "curve arrays differ in length"),
     (lambda o: o["runs"][0]["curve"]["tpr"].__setitem__(1, 1.5),
      "$.runs[0].curve.tpr[1]", "outside [0, 1]"),
+    (lambda o: o["runs"][0]["curve"]["fpr"].__setitem__(2, "x"),
+     "$.runs[0].curve.fpr[2]", "'x' is not of type 'number', 'null'"),
     (lambda o: o.__setitem__("runs", []),
      "$.runs", "should be non-empty"),
     (lambda o: o.__setitem__("schema_version", "2.0"),
@@ -231,7 +233,13 @@ def test_html_is_self_contained_and_escapes_names(demo_results, tmp_path):
     evil = _mutated(demo_results, tmp_path, lambda o: [r.update(detector="x</script><b>") or
                                                       r["summary"].update(detector="x</script><b>")
                                                       for r in o["runs"]])
-    submit(evil, entries)
+    with pytest.raises(SubmissionError, match=r"\$\.runs\[0\]\.detector: 'x</script><b>' is not a leaderboard name"):
+        submit(evil, entries)
+    # an entry edited by hand after submission is still escaped on both pages
+    (written,) = submit(demo_results, entries)
+    obj = json.loads(written.read_text())
+    obj["runs"][0]["detector"] = obj["runs"][0]["summary"]["detector"] = "x</script><b>"
+    written.write_text(json.dumps(obj))
     paths = build(entries)
     page = paths["html"].read_text()
     assert page.count("</script>") == 2  # the data block and the code block, nothing injected
@@ -239,7 +247,8 @@ def test_html_is_self_contained_and_escapes_names(demo_results, tmp_path):
     lowered = page.lower()
     for needle in ("<link", " src=", "https://", "@import", "fetch(", "xmlhttprequest"):
         assert needle not in lowered, needle
-    assert "| x</script><b> |" in paths["markdown"].read_text()
+    readme = paths["markdown"].read_text()
+    assert "| x&lt;/script&gt;&lt;b&gt; |" in readme and "<b>" not in readme
 
 
 def test_empty_leaderboard_builds(tmp_path):

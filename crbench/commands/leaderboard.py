@@ -13,11 +13,16 @@ def add_parser(sub) -> None:
     sp = lsub.add_parser("submit", help="validate a results file and add its runs as entries",
                          description="Validate RESULTS against the results schema and check its provenance "
                                      "(no training on a test split or on the scored data, no failed samples, "
-                                     "one content hash per dataset version); write one entry per run.")
+                                     "one dataset build per dataset name, summary numbers matching the curve, "
+                                     "plain names); write one entry per run.")
     sp.add_argument("results", nargs="+", metavar="RESULTS", help="results.json file(s) or folders holding one")
     sp.add_argument("--entries", default="leaderboard/entries", help="entries folder (default leaderboard/entries)")
     sp.add_argument("--replace-dataset", action="store_true",
-                    help="drop old entries of a dataset version whose content hash differs")
+                    help="list the entries scored on another build (content hash or version) of a submitted "
+                         "dataset; with --yes, delete them and accept the submission")
+    sp.add_argument("--yes", action="store_true",
+                    help="confirm --replace-dataset: delete the listed entries (without it nothing is deleted "
+                         "and the command exits with status 1)")
     sp.add_argument("--build", action="store_true", help="rebuild the pages afterwards")
     sp.set_defaults(func=run_submit)
 
@@ -28,9 +33,24 @@ def add_parser(sub) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from crbench.leaderboard import build, submit
+    import sys
 
+    from crbench.leaderboard import build, check_submission, submit
+
+    if args.replace_dataset and not args.yes:
+        doomed = []
+        for path in args.results:
+            doomed += check_submission(path, args.entries, replace_dataset=True).replaced
+        for p in sorted(set(doomed)):
+            print(f"would delete {p}")
+        print(f"--replace-dataset: {len(set(doomed))} entr{'y' if len(set(doomed)) == 1 else 'ies'} of another "
+              "dataset build would be deleted; nothing was changed; pass --yes as well to delete "
+              f"{'them' if doomed else 'nothing'} and accept the submission", file=sys.stderr)
+        return 1
     for path in args.results:
+        if args.replace_dataset:
+            for p in check_submission(path, args.entries, replace_dataset=True).replaced:
+                print(f"deleting {p} (another build of its dataset)")
         for p in submit(path, args.entries, replace_dataset=args.replace_dataset):
             print(f"accepted {p}")
     if args.build:
