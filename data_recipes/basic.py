@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
@@ -102,7 +103,7 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
     for e in range(int(opts["exposures"])):
         charge, owner, rows = _cr_layer(rng, shape, rng.poisson(expected_crs))
         noisy = rng.poisson(np.maximum(sky + scene, 0)).astype(np.float64) + rng.normal(0, rn, shape)
-        frames.append((noisy + charge).astype(np.float32))
+        frames.append(digitise(noisy + charge, float(opts["gain"])).astype(np.float32))
         if e == 0:
             mask = (charge > rn) & (owner > 0)
             labels = np.where(mask, owner, 0).astype(np.int32)
@@ -121,7 +122,7 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
         "psf_fwhm": float(opts["psf_fwhm"]),
     }
     return Sample(id=sample_id, image=frames[0], truth=truth, ignore=np.zeros(shape, bool), labels=labels,
-                  instances=table, sources=sources,
+                  instances=round_table(table), sources=sources,
                   exposures=np.stack(frames[1:]) if len(frames) > 1 else None, meta=meta)
 
 

@@ -55,12 +55,47 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], str]] = {
 }
 
 
-def split_ids(ids: list[str], fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)) -> dict[str, list[str]]:
-    """Deterministic train/val/test split of ``ids`` in order (each split non-empty when n >= 3)."""
+#: Version of the standard sizes below; recorded in every standard card.
+STANDARD_VERSION = "v1"
+
+#: Standard v1 sizes: name -> options. Test splits hold >= 16 Mpix and val >= 4 Mpix; rare classes are
+#: boosted with more fields or longer exposures (``boost`` says how, recorded in the card), never by
+#: copying CRs. ``split_counts`` = (train, val, test) images. Measured counts: README, "Standard datasets".
+STANDARD: dict[str, dict[str, Any]] = {
+    "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
+                       "boost": "none"},
+    "sim-hst-acs-gc": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
+                       "boost": "none"},
+    "sim-hst-acs-gal": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
+                        "split_counts": (16, 4, 16), "boost": "none"},
+    "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 90.0, "split_counts": (16, 4, 16),
+                  "boost": "none"},
+    "sim-ground-small": {"shape": (500, 650), "exposures": 3, "exposure_time": 60.0, "cr_rate_scale": 5.0,
+                         "split_counts": (50, 13, 50), "boost": "CR rate x5 over the sea-level muon rate"},
+    "sim-jwst-nircam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 300.0,
+                        "split_counts": (16, 4, 16), "boost": "none"},
+}
+SIZES = ("standard", "small")
+
+
+def split_ids(ids: list[str], fractions: tuple[float, float, float] = (0.5, 0.25, 0.25), *,
+              counts: tuple[int, int, int] | None = None) -> dict[str, list[str]]:
+    """Deterministic train/val/test split of ``ids`` in order.
+
+    With ``counts`` = (n_train, n_val, n_test) the splits take exactly that many ids (they must add up
+    to ``len(ids)``); otherwise ``fractions`` apply (each split non-empty when n >= 3). Every
+    simulated sample is its own field (its own scene, pointing and exposure group), so no field,
+    pointing or exposure group is ever in two splits.
+    """
     n = len(ids)
-    n_val = max(1, int(round(n * fractions[1]))) if n >= 3 else 0
-    n_test = max(1, int(round(n * fractions[2]))) if n >= 2 else 0
-    n_train = n - n_val - n_test
+    if counts is not None:
+        n_train, n_val, n_test = (int(c) for c in counts)
+        if n_train + n_val + n_test != n:
+            raise DatasetError(f"split counts {counts} do not add up to the {n} images")
+    else:
+        n_val = max(1, int(round(n * fractions[1]))) if n >= 3 else 0
+        n_test = max(1, int(round(n * fractions[2]))) if n >= 2 else 0
+        n_train = n - n_val - n_test
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
@@ -113,12 +148,25 @@ def make_builder(name: str):
     def build(out: Path, *, progress: bool = True, **options: Any):
         from .sim.scenes import simulate_sample
 
-        opts = {"seed": 1, "cr_rate_scale": 1.0, **defaults}
-        opts.update({k: v for k, v in options.items() if v is not None})
-        unknown = set(opts) - {"n_images", "shape", "exposures", "exposure_time", "seed", "cr_rate_scale"}
+        size = options.pop("size", None) or "standard"
+        if size not in SIZES:
+            raise DatasetError(f"recipe {name!r}: size={size!r} is invalid; expected one of {', '.join(SIZES)}")
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = set(given) - {"n_images", "shape", "exposures", "exposure_time", "seed", "cr_rate_scale"}
         if unknown:
-            raise DatasetError(f"recipe {name!r}: unknown option(s) {sorted(unknown)}; known: n_images, shape, "
-                               "exposures, exposure_time, seed, cr_rate_scale")
+            raise DatasetError(f"recipe {name!r}: unknown option(s) {sorted(unknown)}; known: size, n_images, "
+                               "shape, exposures, exposure_time, seed, cr_rate_scale")
+        profile = dict(STANDARD[name]) if size == "standard" else dict(defaults)
+        counts = profile.pop("split_counts", None)
+        boost = profile.pop("boost", "none")
+        if counts is not None:
+            profile["n_images"] = int(sum(counts))
+        opts = {"seed": 1, "cr_rate_scale": 1.0, **profile}
+        opts.update(given)
+        # a standard build is exactly the standard profile (the seed included); anything else is custom
+        overridden = {k for k, v in given.items() if opts.get(k) != {"seed": 1, "cr_rate_scale": 1.0, **profile}.get(k)}
+        if size == "standard" and overridden:
+            size, counts = "custom", None
         opts = _check_options(name, opts)
         preset = get_preset(preset_name)
         if opts["cr_rate_scale"] != 1.0:
@@ -139,13 +187,15 @@ def make_builder(name: str):
                 yield s
 
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
-        params.update({"preset": preset_name, "field": field})
+        params.update({"preset": preset_name, "field": field, "size": size})
+        size_card = {"size": size, "standard": STANDARD_VERSION if size == "standard" else None,
+                     "boost": boost if size == "standard" else None}
         return write_dataset(
-            out, samples(), name=name, splits=split_ids(ids), recipe=name, parameters=params, seed=seed,
+            out, samples(), name=name, splits=split_ids(ids, counts=counts), recipe=name, parameters=params, seed=seed,
             progress=progress,
             provenance=[{"origin": "simulated by data_recipes.sim (physical CR model, presets in "
                                    "data_recipes/sim/presets.py)", "sha256": None}],
-            extra={"truth_definition": {
+            extra={**size_card, "truth_definition": {
                 "truth": f"CR charge > {TRUTH_NSIGMA} x sqrt(read_noise^2 + sky + dark + source) e-",
                 "sources": f"noiseless source flux > {SOURCE_NSIGMA} x sqrt(read_noise^2 + sky + dark) e-",
                 "ignore": "pixels saturated by sources (with bleed trails), dilated 7x7",
@@ -159,4 +209,4 @@ def make_builder(name: str):
 
 for _name, (_preset, _field, _defaults, _desc) in SPECS.items():
     register_recipe(Recipe(name=_name, description=_desc, kind="simulated", build=make_builder(_name),
-                           defaults={"seed": 1, **_defaults}))
+                           defaults={"seed": 1, "size": "standard"}))

@@ -6,6 +6,8 @@ import importlib.util
 import numpy as np
 import pytest
 
+from data_recipes.sim_recipes import STANDARD
+
 from crbench.errors import DatasetError
 from crbench.recipes import available_recipes, build_dataset
 from crbench.sample import MORPHOLOGIES
@@ -34,9 +36,10 @@ def test_registered_with_defaults():
     for name in SIM_RECIPES:
         r = recipes[name]
         assert r.kind == "simulated" and not r.requires_download
-        assert {"n_images", "shape", "exposures", "exposure_time", "seed"} <= set(r.defaults)
-    assert recipes["sim-ground-small"].defaults["shape"] == (500, 650)
-    assert recipes["sim-hst-acs-ex"].defaults["exposure_time"] == 1000.0
+        assert r.defaults == {"seed": 1, "size": "standard"}
+        assert {"shape", "exposures", "exposure_time", "split_counts"} <= set(STANDARD[name])
+    assert STANDARD["sim-ground-small"]["shape"] == (500, 650)
+    assert STANDARD["sim-hst-acs-ex"]["exposure_time"] == 1000.0
 
 
 @pytest.mark.parametrize("name", SIM_RECIPES)

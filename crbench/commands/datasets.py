@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     bp.add_argument("--exposures", type=int, help="aligned exposures per field (simulated recipes)")
     bp.add_argument("--exposure-time", type=float, help="exposure time in seconds (simulated recipes)")
     bp.add_argument("--seed", type=int, help="random seed")
+    bp.add_argument("--size", choices=["standard", "small"], default=None,
+                    help="simulated recipes: 'standard' (default; the pinned v1 sizes the leaderboard uses) or "
+                         "'small' (quick builds for tests and demos, never on the leaderboard)")
     bp.add_argument("--no-progress", action="store_true", help="no progress bar")
     bp.set_defaults(func=run_build)
 
@@ -38,7 +41,16 @@ def add_parser(sub) -> None:
     ip.add_argument("--plot", metavar="DIR", help="also write the statistics histograms (PDF and PNG) into DIR")
     ip.set_defaults(func=run_info)
 
-    dp = dsub.add_parser("download", help="download (or copy from $CRBENCH_MIRROR) a real dataset's source files")
+    ep = dsub.add_parser("export", help="write a built dataset as one reproducible archive with its sha256",
+                         description="Write NAME as DIR/NAME.tar.gz (identical bytes on every machine for the same "
+                                     "content), DIR/NAME.tar.gz.sha256 and DIR/NAME.registry.json, the line to add "
+                                     "under 'sets' in crbench/registry/standard.json to publish it.")
+    ep.add_argument("name", help="recipe name or dataset folder")
+    ep.add_argument("--out", required=True, help="folder to write the archive into")
+    ep.set_defaults(func=run_export)
+
+    dp = dsub.add_parser("download", help="download (or copy from $CRBENCH_MIRROR) a standard dataset's archive or "
+                                          "a real dataset's source files")
     dp.add_argument("name", help="download name (see 'crbench datasets list')")
     dp.add_argument("--no-progress", action="store_true", help="no progress bar")
     dp.set_defaults(func=run_download)
@@ -57,13 +69,17 @@ def run_build(args: argparse.Namespace) -> int:
     from crbench.recipes import build_dataset
 
     opts = {"n_images": args.n_images, "shape": args.shape, "exposures": args.exposures,
-            "exposure_time": args.exposure_time, "seed": args.seed}
+            "exposure_time": args.exposure_time, "seed": args.seed, "size": args.size}
     ds = build_dataset(args.name, args.out, progress=not args.no_progress, **opts)
     stats = ds.card.get("statistics", {})
     frac = stats.get("cr_pixel_fraction", {}).get("mean")
     print(f"built {ds.name} ({len(ds)} samples) at {ds.root}")
     if frac is not None:
         print(f"CR pixel fraction (mean over images): {frac:.4%}; content hash {ds.content_hash[:16]}")
+    if ds.card.get("size"):
+        from crbench.standard import check_standard
+
+        print(check_standard(ds).message)
     return 0
 
 
@@ -82,8 +98,26 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from crbench.recipes import resolve_dataset
+    from crbench.standard import export_dataset
+
+    ds = resolve_dataset(args.name, build_missing=False)
+    entry = export_dataset(ds, args.out)
+    arch = entry["archive"]
+    print(f"wrote {args.out}/{arch['file']} ({arch['size'] / 1e6:.1f} MB, sha256 {arch['sha256']}), "
+          f"{arch['file']}.sha256 and {ds.name}.registry.json")
+    return 0
+
+
 def run_download(args: argparse.Namespace) -> int:
     from crbench.download import download
+    from crbench.standard import download_standard, pinned
+
+    if pinned(args.name) is not None:
+        ds = download_standard(args.name, progress=not args.no_progress)
+        print(f"{args.name}: standard dataset verified at {ds.root} (content hash {ds.content_hash[:16]})")
+        return 0
 
     path = download(args.name, progress=not args.no_progress)
     print(f"{args.name}: files in {path}")

@@ -34,6 +34,7 @@ from scipy.signal import fftconvolve
 from scipy.special import erf, gammaincinv
 
 from crbench.errors import CRBenchError
+from crbench.portable import digitise, round_table
 from crbench.sample import Sample
 
 from .physics import TRUTH_NSIGMA, CRLayer, bleed_columns, simulate_crs
@@ -280,7 +281,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
 # --------------------------------------------------------------------------------------------
 
 def _quantise(img: np.ndarray, gain: float) -> np.ndarray:
-    return np.round(img / gain) * gain
+    return digitise(img, gain)
 
 
 def observe(rng: np.random.Generator, expected: np.ndarray, preset: InstrumentPreset, exptime: float,
@@ -317,7 +318,7 @@ def make_ramp(rng: np.random.Generator, expected: np.ndarray, preset: Instrument
     tg = (np.arange(g) + 1) / g
     cum += cr.charge[None] * (tmap[None] < tg[:, None, None])
     cum += rng.normal(0.0, preset.read_noise, cum.shape)
-    return np.minimum(cum, preset.saturation).astype(np.float32)
+    return digitise(np.minimum(cum, preset.saturation), preset.gain).astype(np.float32)
 
 
 def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "InstrumentPreset | str", *,
@@ -372,6 +373,6 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "Instrumen
         meta["ramp_groups"] = int(p.ramp_groups)
         meta["group_time"] = t / p.ramp_groups
     return Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
-                  instances=table, sources=sources,
+                  instances=round_table(table) if table is not None else table, sources=sources,
                   exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
                   meta=meta).validate()

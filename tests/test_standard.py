@@ -1,0 +1,125 @@
+"""Standard datasets: sizes, pinned hashes, reproducible export and verified download from a local mirror."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crbench.dataset import Dataset
+from crbench.errors import DatasetError, DownloadError, RegistryError
+from crbench.recipes import build_dataset
+from crbench.standard import check_standard, download_standard, export_dataset
+from data_recipes.sim_recipes import STANDARD, split_ids
+
+SMALL = {"n_images": 3, "shape": (64, 64)}
+
+
+@pytest.fixture(scope="module")
+def small_hst(tmp_path_factory):
+    return build_dataset("sim-hst-acs-ex", tmp_path_factory.mktemp("s") / "sim-hst-acs-ex", progress=False,
+                         size="small", **SMALL)
+
+
+def _registry(tmp_path: Path, name: str, entry: dict) -> Path:
+    path = tmp_path / "standard.json"
+    path.write_text(json.dumps({"schema": 1, "sets": {name: entry}}))
+    return path
+
+
+def test_split_counts_are_exact_and_checked():
+    ids = [f"x{i}" for i in range(10)]
+    s = split_ids(ids, counts=(5, 2, 3))
+    assert (len(s["train"]), len(s["val"]), len(s["test"])) == (5, 2, 3)
+    assert s["train"] + s["val"] + s["test"] == ids
+    with pytest.raises(DatasetError, match="do not add up"):
+        split_ids(ids, counts=(5, 2, 2))
+
+
+def test_standard_profiles_meet_the_size_floor():
+    for name, prof in STANDARD.items():
+        h, w = prof["shape"]
+        n_train, n_val, n_test = prof["split_counts"]
+        assert n_test * h * w >= 16e6, name
+        assert n_val * h * w >= 4e6, name
+
+
+def test_small_and_custom_builds_are_not_standard(small_hst, tmp_path):
+    assert small_hst.card["size"] == "small" and small_hst.card["standard"] is None
+    assert check_standard(small_hst).status == "not-standard"
+    custom = build_dataset("sim-hst-acs-ex", tmp_path / "c", progress=False, n_images=3, shape=(48, 48))
+    assert custom.card["size"] == "custom"
+    with pytest.raises(DatasetError, match="size"):
+        build_dataset("sim-hst-acs-ex", tmp_path / "d", progress=False, size="huge")
+
+
+def test_check_standard_names_the_libraries_that_differ(small_hst, tmp_path, monkeypatch):
+    card = dict(small_hst.card, size="standard", standard="v1")
+    ds = Dataset(root=small_hst.root, card=card)
+    reg = _registry(tmp_path, ds.name, {"content_hash": ds.content_hash, "versions": {}})
+    assert check_standard(ds, reg).status == "match"
+    reg = _registry(tmp_path, ds.name, {"content_hash": "0" * 64, "versions": {"numpy": "0.0.1"}})
+    chk = check_standard(ds, reg)
+    assert chk.status == "mismatch" and not chk.ok
+    assert "numpy" in chk.message and "0.0.1" in chk.message and "000000000000" in chk.message
+
+
+def test_export_is_reproducible(small_hst, tmp_path):
+    a = export_dataset(small_hst, tmp_path / "a")
+    b = export_dataset(small_hst, tmp_path / "b")
+    assert a["archive"]["sha256"] == b["archive"]["sha256"]
+    assert (tmp_path / "a" / "sim-hst-acs-ex.tar.gz").read_bytes() == (tmp_path / "b" / "sim-hst-acs-ex.tar.gz").read_bytes()
+    line = (tmp_path / "a" / "sim-hst-acs-ex.tar.gz.sha256").read_text()
+    assert line.split()[0] == a["archive"]["sha256"]
+    reg = json.loads((tmp_path / "a" / "sim-hst-acs-ex.registry.json").read_text())
+    assert reg["sim-hst-acs-ex"]["content_hash"] == small_hst.content_hash
+
+
+def test_download_from_a_local_mirror_made_by_export(small_hst, tmp_path):
+    mirror = tmp_path / "mirror"
+    entry = export_dataset(small_hst, mirror)
+    reg = _registry(tmp_path, "sim-hst-acs-ex", entry)
+    ds = download_standard("sim-hst-acs-ex", mirror=str(mirror), registry=reg, out=tmp_path / "got",
+                           progress=False)
+    assert ds.content_hash == small_hst.content_hash and len(ds) == len(small_hst)
+    assert ds.load(ds.ids("test")[0]).image.shape == (64, 64)
+
+
+def test_download_refuses_a_corrupt_archive(small_hst, tmp_path):
+    mirror = tmp_path / "mirror"
+    entry = export_dataset(small_hst, mirror)
+    arch = mirror / entry["archive"]["file"]
+    data = bytearray(arch.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    arch.write_bytes(bytes(data))
+    reg = _registry(tmp_path, "sim-hst-acs-ex", entry)
+    with pytest.raises(DownloadError, match="checksum"):
+        download_standard("sim-hst-acs-ex", mirror=str(mirror), registry=reg, out=tmp_path / "got", progress=False)
+    assert not (tmp_path / "got").exists()
+
+
+def test_download_refuses_an_archive_of_other_content(small_hst, tmp_path):
+    mirror = tmp_path / "mirror"
+    entry = export_dataset(small_hst, mirror)
+    entry = dict(entry, content_hash="f" * 64)
+    reg = _registry(tmp_path, "sim-hst-acs-ex", entry)
+    with pytest.raises(DatasetError, match="pinned"):
+        download_standard("sim-hst-acs-ex", mirror=str(mirror), registry=reg, out=tmp_path / "got", progress=False)
+    assert not (tmp_path / "got").exists()
+
+
+def test_download_of_an_unknown_set_is_a_clear_error(tmp_path):
+    reg = _registry(tmp_path, "sim-hst-acs-ex", {"content_hash": "0" * 64})
+    with pytest.raises(RegistryError, match="not a standard dataset"):
+        download_standard("sim-nope", registry=reg, out=tmp_path / "x", progress=False)
+
+
+def test_cli_export_and_build_size(tmp_path, capsys):
+    from crbench.cli import main
+
+    out = tmp_path / "ds"
+    assert main(["datasets", "build", "sim-hst-acs-ex", "--size", "small", "--n-images", "3", "--shape", "48x48",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "not the standard size" in capsys.readouterr().out
+    assert main(["datasets", "export", str(out), "--out", str(tmp_path / "arch")]) == 0
+    assert (tmp_path / "arch" / "sim-hst-acs-ex.tar.gz").exists()
