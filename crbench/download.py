@@ -319,7 +319,7 @@ def _zip_kind(info: zipfile.ZipInfo) -> str:
         return "dir"
     if stat.S_ISLNK(mode):
         return "link"
-    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits (zips made off Unix): a file
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits at all (zips made off Unix): a file
         return "special"
     return "file"
 
