@@ -46,12 +46,31 @@ MODELS: dict[str, tuple[str, int, bool]] = {
 }
 
 _INSTALL_HINT = "install the 'deep' extra: pip install torch==2.13.0 && pip install 'crbench[deep]'"
+#: Oldest torch whose ``torch.load`` defaults to ``weights_only=True``: deepCR loads its shipped
+#: weights with a bare ``torch.load``, which on older torch unpickles (and so can run code).
+MIN_TORCH = (2, 6)
+
+
+def _check_torch_version(version: str) -> None:
+    """Refuse a torch older than :data:`MIN_TORCH` (deepCR's own ``torch.load`` would unpickle)."""
+    try:
+        found = tuple(int(x) for x in version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return  # a development build we cannot parse: assume it is recent
+    if found < MIN_TORCH:
+        raise DetectorError(
+            f"detector 'deepcr' needs torch >= {'.'.join(map(str, MIN_TORCH))} (found {version}): older torch "
+            f"loads deepCR's weights by unpickling, which can run code; {_INSTALL_HINT}")
 
 
 def _import_deepcr():
     """Import deepCR's model class (deepCR first, then learned_models) with a clear error."""
     try:
-        import torch  # noqa: F401
+        import torch
+    except ImportError as exc:
+        raise DetectorError(f"detector 'deepcr' needs torch ({exc}); {_INSTALL_HINT}") from exc
+    _check_torch_version(torch.__version__)
+    try:
         import deepCR  # noqa: F401  (must precede learned_models: circular import otherwise)
         from deepCR import deepCR as DeepCRModel
         import learned_models
@@ -93,8 +112,12 @@ def load_deepcr(model: str = "ACS-WFC"):
                 net.maskNet.load_state_dict(state)
                 net.maskNet.eval()
                 net.scale, net.norm = 1, False
-        except (RuntimeError, OSError, KeyError) as exc:
-            raise DetectorError(f"detector 'deepcr': cannot load weight file {path} ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - a corrupt file makes torch's unpickler raise almost anything
+            first = " ".join(str(exc).split()).split(". ")[0]  # torch's advice after it is not for users
+            why = f"{type(exc).__name__}: {first[:150]}" if first else type(exc).__name__
+            raise DetectorError(f"detector 'deepcr': cannot load weight file {path} ({why}); the file is corrupt "
+                                "or not a deepCR state dict: reinstall deepcr (pip install --force-reinstall "
+                                "deepcr==0.3.1)") from exc
     for p in net.maskNet.parameters():
         p.requires_grad_(False)
     return net

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module under :mod:`crbench.commands` with two functions,
 ``add_parser(subparsers)`` and ``run(args) -> int``; this module only dispatches and turns
-crbench errors into one clear line (a traceback only with ``--debug``).
+crbench errors (:class:`~crbench.errors.CRBenchError`: the user's input is at fault) into one
+clear line (a traceback only with ``--debug``). Any other exception is a bug in crbench or in a
+plugin: it keeps its traceback, followed by a line asking to report it.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 from typing import Sequence
 
 from . import __version__
@@ -46,11 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crbench: interrupted", file=sys.stderr)
         return 130
-    except (CRBenchError, ValueError, FileNotFoundError, ImportError) as exc:
+    except CRBenchError as exc:
         if args.debug:
             raise
         print(f"crbench: error: {exc}", file=sys.stderr)
         return 1
+    except Exception:  # a bug, not a user error: keep the traceback
+        if args.debug:
+            raise
+        traceback.print_exc()
+        print("crbench: internal error (a bug in crbench or in a plugin, not in your input); please report "
+              "it on the project's issue tracker with the traceback above", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

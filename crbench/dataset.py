@@ -30,6 +30,18 @@ from .sample import Sample
 CARD_NAME = "dataset.json"
 SAMPLES_DIR = "samples"
 SPLITS = ("train", "val", "test")
+#: Columns ``instances.csv`` must have (others may follow).
+INSTANCE_COLUMNS = ("sample_id", "id", "morphology", "pixels")
+
+
+def _check_splits(splits: Any, card_path: Path) -> None:
+    """The card's ``splits`` must map split names to lists of sample ids."""
+    if not isinstance(splits, dict):
+        raise DatasetError(f"{card_path}: 'splits' must be an object mapping split names to lists of sample ids "
+                           f"(e.g. {{\"test\": [\"s0\"]}}), got a {type(splits).__name__}")
+    for name, ids in splits.items():
+        if not isinstance(ids, list):
+            raise DatasetError(f"{card_path}: split {name!r} must be a list of sample ids, got a {type(ids).__name__}")
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -76,11 +88,16 @@ class Dataset:
                                "'crbench datasets build NAME'")
         try:
             card = json.loads(card_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DatasetError(f"{card_path}: invalid JSON ({exc})") from exc
+        except RecursionError:
+            raise DatasetError(f"{card_path}: JSON nested too deeply to be a dataset card") from None
+        if not isinstance(card, dict):
+            raise DatasetError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
         for key in ("name", "splits", "content_hash"):
             if key not in card:
                 raise DatasetError(f"{card_path}: card lacks the {key!r} field")
+        _check_splits(card["splits"], card_path)
         return cls(root=root, card=card)
 
     @property
@@ -126,11 +143,25 @@ class Dataset:
         return {sid: str(groups.get(sid, sid)) for sid in self.ids()}
 
     def instances(self) -> pd.DataFrame:
-        """Every CR instance of the dataset, with a ``sample_id`` column."""
+        """Every CR instance of the dataset, with a ``sample_id`` column.
+
+        Raises
+        ------
+        DatasetError
+            If ``instances.csv`` is unreadable or lacks one of :data:`INSTANCE_COLUMNS`.
+        """
         path = self.root / "instances.csv"
         if not path.exists():
             return pd.DataFrame(columns=["sample_id", "id", "morphology", "generator", "pixels", "charge", "saturated"])
-        return pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{path}: not a readable CSV table ({type(exc).__name__}); rebuild the dataset") from exc
+        missing = [c for c in INSTANCE_COLUMNS if c not in table.columns]
+        if missing:
+            raise DatasetError(f"{path}: lacks the column(s) {missing}; expected at least {list(INSTANCE_COLUMNS)} "
+                               "(rebuild the dataset)")
+        return table
 
     def __len__(self) -> int:
         return len(self.ids())

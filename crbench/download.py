@@ -15,7 +15,8 @@ what the origin serves.
 
 Safety helpers
 --------------
-:func:`safe_extract` unpacks tar/zip archives refusing members that escape the target folder, and
+:func:`safe_extract` unpacks tar/zip archives holding only plain files and folders (no links, no
+devices, nothing leaving the target folder), and
 :func:`load_pickle` refuses to unpickle (which can run code) unless ``trusted=True``.
 """
 from __future__ import annotations
@@ -26,9 +27,11 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -224,14 +227,27 @@ def fetch_file(entry: dict[str, Any], folder: Path, *, progress: bool = True,
                 f"{fname}: checksum mismatch after fetching from {where} (expected sha256 {entry['sha256']}); "
                 f"the source changed or is corrupt: delete {folder / fname} and retry, or fetch it from "
                 f"{entry['origin_url']}") from exc
-        raise DownloadError(f"{fname}: could not fetch from {where}: {exc}") from exc
+        raise DownloadError(f"{fname}: could not fetch from {where}: {_short(exc)}") from exc
     except Exception as exc:  # network errors of requests, OSError
         raise DownloadError(
-            f"{fname}: source unreachable ({where}: {type(exc).__name__}: {exc}); check the network or set "
+            f"{fname}: source unreachable (host {_host(where)}: {type(exc).__name__}); check the network or set "
             f"{MIRROR_ENV} to a local folder or URL holding a copy") from exc
     finally:
         logger.setLevel(level)
     return Path(path)
+
+
+def _host(where: str) -> str:
+    """The host of a URL (``where`` itself for a mirror folder)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(where).hostname or where
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    """An exception's text on one line, cut to ``limit`` characters (network libraries are verbose)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def download(name: str, *, progress: bool = True, mirror: str | None = None) -> Path:
@@ -296,63 +312,113 @@ def _member_escapes(name: str) -> bool:
     return p.is_absolute() or ".." in p.parts or (len(name) > 1 and name[1] == ":")
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
-    """Extract a tar or zip archive into ``dest``, refusing any member that would escape it.
+def _zip_kind(info: zipfile.ZipInfo) -> str:
+    """``'file'``, ``'dir'``, ``'link'`` or ``'special'`` from a zip member's Unix mode bits."""
+    mode = info.external_attr >> 16
+    if info.is_dir() or stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits at all (zips made off Unix): a file
+        return "special"
+    return "file"
 
-    Refused: absolute paths, ``..`` components, links whose target leaves ``dest``, and device
-    files. Nothing is extracted when any member is refused.
+
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return "link"
+    if member.isdir():
+        return "dir"
+    if member.isfile():
+        return "file"
+    return "special"
+
+
+_REFUSED = {"link": "links (symbolic or hard) are not allowed in an archive",
+            "special": "device, fifo and other special members are not allowed in an archive"}
+
+
+def _check_members(archive: Path, members: list[tuple[str, str, str]]) -> None:
+    """Refuse the first member that escapes, is a link, is special or repeats a file (name, kind, target)."""
+    seen: set[tuple[str, ...]] = set()
+    for name, kind, target in members:
+        if _member_escapes(name):
+            raise DownloadError(f"{archive}: refusing member {name!r}: its path leaves the target folder; "
+                                "nothing was extracted")
+        key = tuple(part for part in PurePosixPath(name.replace("\\", "/")).parts if part != ".")
+        if kind == "file" and key in seen:
+            raise DownloadError(f"{archive}: refusing member {name!r}: it appears twice; nothing was extracted")
+        seen.add(key)
+        if kind in _REFUSED:
+            shown = f"{name!r} -> {target!r}" if target else repr(name)
+            raise DownloadError(f"{archive}: refusing member {shown}: {_REFUSED[kind]}; nothing was extracted")
+
+
+def _write_member(root: Path, name: str, kind: str, read: Any) -> Path | None:
+    """Create one checked member under ``root`` (a fresh folder holding only what we made)."""
+    target = root.joinpath(*[part for part in PurePosixPath(name.replace("\\", "/")).parts if part != "."])
+    if kind == "dir":
+        target.mkdir(parents=True, exist_ok=True)
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with read() as fin, open(target, "xb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return target
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
+    """Extract a tar or zip archive into ``dest``, refusing anything but plain files and folders.
+
+    Refused (the published sets hold none): absolute paths, ``..`` components, symbolic and hard
+    links, and device, fifo or other special members. Members are written by crbench itself (not
+    by ``tarfile``'s extraction, whose safety filter older Pythons lack) into a temporary folder
+    beside ``dest`` that replaces ``dest`` whole on success, so a refused or unreadable archive
+    leaves no partial folder.
+
+    Parameters
+    ----------
+    archive : path-like
+        A tar (optionally compressed) or zip file.
+    dest : path-like
+        Folder to create (replaced if it exists).
 
     Returns
     -------
     list of Path
-        The extracted regular files.
+        The extracted regular files, under ``dest``, in archive order.
 
     Raises
     ------
     DownloadError
-        Naming the archive and the offending member.
+        Naming the archive and the offending member, or saying the archive is unreadable.
     """
+    from .atomic import atomic_dir
+
     archive = Path(archive)
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-
-    def inside(target: Path) -> bool:
-        try:
-            target.resolve().relative_to(root)
-            return True
-        except ValueError:
-            return False
-
-    out: list[Path] = []
-    if tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            for m in members:
-                if _member_escapes(m.name) or not inside(dest / m.name):
-                    raise DownloadError(f"{archive}: refusing member {m.name!r} that escapes {dest}")
-                if m.issym() or m.islnk():
-                    base = (dest / m.name).parent if m.issym() else dest
-                    if PurePosixPath(m.linkname).is_absolute() or not inside(base / m.linkname):
-                        raise DownloadError(
-                            f"{archive}: refusing link {m.name!r} -> {m.linkname!r} that points outside {dest}")
-                elif not (m.isfile() or m.isdir()):
-                    raise DownloadError(f"{archive}: refusing special member {m.name!r} (device or fifo)")
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            for m in members:
-                tf.extract(m, dest, set_attrs=False, **extra)
-                if m.isfile():
-                    out.append(dest / m.name)
-        return out
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for n in zf.namelist():
-                if _member_escapes(n) or not inside(dest / n):
-                    raise DownloadError(f"{archive}: refusing member {n!r} that escapes {dest}")
-            zf.extractall(dest)
-            out = [dest / n for n in zf.namelist() if not n.endswith("/")]
-        return out
-    raise DownloadError(f"{archive}: not a tar or zip archive")
+    if not archive.is_file():
+        raise DownloadError(f"{archive}: archive not found")
+    try:
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                _check_members(archive, [(m.name, _tar_kind(m), m.linkname) for m in members])
+                with atomic_dir(dest) as tmp:
+                    written = [_write_member(tmp, m.name, _tar_kind(m), lambda m=m: tf.extractfile(m))
+                               for m in members]
+        elif zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                _check_members(archive, [(i.filename, _zip_kind(i), "") for i in infos])
+                with atomic_dir(dest) as tmp:
+                    written = [_write_member(tmp, i.filename, _zip_kind(i), lambda i=i: zf.open(i))
+                               for i in infos]
+        else:
+            raise DownloadError(f"{archive}: not a tar or zip archive")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise DownloadError(f"{archive}: cannot extract into {dest} ({type(exc).__name__}: {exc}); if the "
+                            "archive is truncated or corrupt, fetch it again; nothing was extracted") from exc
+    return [dest / p.relative_to(tmp) for p in written if p is not None]
 
 
 def load_pickle(path: str | os.PathLike, *, trusted: bool = False) -> Any:
@@ -361,11 +427,11 @@ def load_pickle(path: str | os.PathLike, *, trusted: bool = False) -> Any:
     Raises
     ------
     DownloadError
-        When ``trusted`` is False, naming the file and the flag to pass.
+        When ``trusted`` is False, naming the file and the CLI flag (``--trust-pickle``) to pass.
     """
     if not trusted:
         raise DownloadError(
-            f"{path}: refusing to load a pickle (loading a pickle can execute code); if you trust where "
-            "this file came from, pass trusted=True (CLI: --trust-pickle)")
+            f"{path}: refusing to load a pickle (unpickling can execute code); if you trust where this file "
+            "came from, pass --trust-pickle to 'crbench datasets build' (Python: trusted=True)")
     with open(path, "rb") as fh:
         return pickle.load(fh)  # noqa: S301 (explicitly trusted by the caller)

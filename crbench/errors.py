@@ -35,3 +35,11 @@ class RegistryError(CRBenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want plain text
         return str(self.args[0]) if self.args else ""
+
+
+class UsageError(CRBenchError, ValueError):
+    """A command-line argument or function parameter has a value crbench cannot use."""
+
+
+class DependencyError(CRBenchError, ImportError):
+    """An optional package needed for the requested feature is not installed."""

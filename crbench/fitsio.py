@@ -155,6 +155,9 @@ def _read_sample(path: Path, load_companions: bool) -> Sample:
             raise FormatError(f"{path}: missing SCI extension (found {names}); not a crbench sample file")
         hdr = hdul[0].header
         sample_id = str(hdr.get("SAMPLEID", path.stem))
+        if sample_id != path.stem:
+            raise FormatError(f"{path}: header SAMPLEID is {sample_id!r} but the file name says {path.stem!r}; "
+                              "a sample file must be named <SAMPLEID>.fits (rebuild the dataset or rename the file)")
         image = _read_array(hdul, "SCI", path, np.float32)
         sample = Sample(id=sample_id, image=image)
         for attr, name in _MASKS.items():

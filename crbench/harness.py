@@ -38,7 +38,7 @@ from .conventions import Conventions, resolve_conventions
 from .dataset import Dataset
 from .detectors.base import Detector, check_score_map
 from .detectors.registry import get_detector
-from .errors import CRBenchError, DetectorError
+from .errors import CRBenchError, DatasetError, DependencyError, DetectorError, UsageError
 from .metrics import Binning, curve_from_histograms, summarize
 from .metrics.bootstrap import interval, replicate_weights
 from .metrics.instances import (charge_histogram_from_pixels, cr_pixel_charge, fp_components, fp_components_sparse,
@@ -177,6 +177,9 @@ def run_detector(detector: Detector, sample: Sample, timeout: float | None = Non
     except Exception as exc:
         raise DetectorError(f"detector {detector.name!r} raised on sample {sample.id!r}: "
                             f"{type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:  # sys.exit() in detector code must not end the whole run silently
+        raise DetectorError(f"detector {detector.name!r} called sys.exit({exc.code!r}) on sample "
+                            f"{sample.id!r}") from exc
     finally:
         if use_alarm and previous is not None:
             signal.signal(signal.SIGALRM, previous)
@@ -347,7 +350,7 @@ class _Runner:
 
     def __init__(self, workers: int = 1, client: Any = None, scheduler: str | None = None) -> None:
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise UsageError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.client = client
         self._own_client = False
@@ -355,7 +358,7 @@ class _Runner:
             try:
                 from distributed import Client
             except ImportError as exc:  # pragma: no cover
-                raise ImportError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
+                raise DependencyError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from exc
             self.client = Client(scheduler)
             self._own_client = True
         self._pool = None
@@ -465,7 +468,7 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, rule: str, target_fpr: fl
     if rule == "dice":
         dice = 2 * tp / np.maximum(tp + fp + n_pos, 1)
         return int(np.nonzero(dice == dice.max())[0][-1])
-    raise ValueError(f"unknown operating-point rule {rule!r}; use 'fpr:<target>' or 'dice'")
+    raise UsageError(f"unknown operating-point rule {rule!r}; use 'fpr:<target>' or 'dice'")
 
 
 def parse_operating_point(text: str) -> tuple[str, float | None]:
@@ -480,7 +483,7 @@ def parse_operating_point(text: str) -> tuple[str, float | None]:
             f = -1.0
         if 0 <= f <= 1:
             return "fpr", f
-    raise ValueError(f"operating point {text!r} is not 'dice' or 'fpr:<target in [0, 1]>' (e.g. 'fpr:5e-4')")
+    raise UsageError(f"operating point {text!r} is not 'dice' or 'fpr:<target in [0, 1]>' (e.g. 'fpr:5e-4')")
 
 
 class _Stacks:
@@ -805,7 +808,8 @@ def evaluate(
         which per-CR and source metrics are reported. Both rules' thresholds are always recorded.
     operating_split : str or None
         Split on which the threshold is chosen (default ``'val'``), then applied unchanged; ``None``,
-        a missing split or ``split`` itself (or ``'all'``) choose it in-sample.
+        an empty split, ``split`` itself (or ``'all'``), or ``'val'`` on a dataset without one choose it
+        in-sample. Any other name the dataset lacks is an error.
     per_cr, sources : bool
         Compute per-CR/per-morphology metrics and false positives on sources.
     bootstrap : int
@@ -833,9 +837,11 @@ def evaluate(
     from .recipes import resolve_dataset
 
     if on_error not in ("continue", "raise"):
-        raise ValueError(f"on_error must be 'continue' or 'raise', got {on_error!r}")
+        raise UsageError(f"on_error must be 'continue' or 'raise', got {on_error!r}")
     if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        raise UsageError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if bootstrap < 0:
+        raise UsageError(f"bootstrap must be >= 0 replicates (0 = no intervals), got {bootstrap!r}")
     rule, target = parse_operating_point(operating_point)
     conventions = resolve_conventions(protocol, dilation=dilation, ignore=ignore, pooling=pooling)
     ds = dataset if isinstance(dataset, Dataset) else resolve_dataset(dataset, progress=progress)
@@ -850,6 +856,9 @@ def evaluate(
         cache_root = default_cache_dir()
     elif cache:
         cache_root = Path(cache)
+    if operating_split is not None and operating_split not in ds.splits and operating_split != "val":
+        raise DatasetError(f"operating split {operating_split!r}: dataset {ds.name!r} has no such split; it has "
+                           f"{sorted(ds.splits)} (or 'none' to choose the threshold in-sample)")
     in_sample = (operating_split is None or operating_split == split or split == "all"
                  or operating_split not in ds.splits or not ds.ids(operating_split))
     results = Results(meta=run_meta())

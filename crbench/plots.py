@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .results import Results
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -413,7 +414,7 @@ def plot_sim_to_real_gap(real: Results, sim: Results, stem: str | os.PathLike, *
     t_real, t_sim = table(real), table(sim)
     names = [n for n in t_sim if n in t_real]
     if not names:
-        raise ValueError(f"no detector is in both results (real: {sorted(t_real)}, simulated: {sorted(t_sim)})")
+        raise UsageError(f"no detector is in both results (real: {sorted(t_real)}, simulated: {sorted(t_sim)})")
     real_ds = real.runs[0]["dataset"]
     sim_ds = sim.runs[0]["dataset"]
     vals = {n: (_finite_or_nan(t_sim[n].get(metric)), _finite_or_nan(t_real[n].get(metric))) for n in names}
@@ -653,7 +654,7 @@ def plot_cutout_gallery(dataset, detectors, split: str = "test", out: str | os.P
                for s in ids[:max_samples]]
     samples = [s for s in samples if s.truth is not None]
     if not samples:
-        raise ValueError(f"dataset {dataset.name!r} split {split!r} has no labelled samples for a gallery")
+        raise UsageError(f"dataset {dataset.name!r} split {split!r} has no labelled samples for a gallery")
     scores = {d.name: [run_detector(d, s)[0] for s in samples] for d in dets}
     thresholds = {}
     rules = set()

@@ -191,6 +191,8 @@ def read_results_json(path: str | os.PathLike) -> dict[str, Any]:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"{p}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise FormatError(f"{p}: JSON nested too deeply to be a results file") from None
     validate_results(obj, p)
     return obj
 

@@ -33,6 +33,11 @@ def add_parser(sub) -> None:
     bp.add_argument("--size", choices=["standard", "small"], default=None,
                     help="simulated recipes: 'standard' (default; the pinned v1 sizes the leaderboard uses) or "
                          "'small' (quick builds for tests and demos, never on the leaderboard)")
+    bp.add_argument("--source", metavar="PATH",
+                    help="converter recipes: the folder or archive you downloaded from the published record")
+    bp.add_argument("--trust-pickle", action="store_true",
+                    help="converter recipes: allow a pickled source (unpickling can run code; only for files "
+                         "you trust)")
     bp.add_argument("--no-progress", action="store_true", help="no progress bar")
     bp.set_defaults(func=run_build)
 
@@ -66,10 +71,17 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from crbench.recipes import build_dataset
+    from crbench.errors import UsageError
+    from crbench.recipes import build_dataset, get_recipe
 
     opts = {"n_images": args.n_images, "shape": args.shape, "exposures": args.exposures,
             "exposure_time": args.exposure_time, "seed": args.seed, "size": args.size}
+    if args.source is not None or args.trust_pickle:
+        kind = get_recipe(args.name).kind
+        if kind != "converted":
+            raise UsageError(f"--source/--trust-pickle: recipe {args.name!r} is {kind}, not a converter of a "
+                             "downloaded set; only converter recipes take them (see 'crbench datasets list')")
+        opts.update(source=args.source, trusted=True if args.trust_pickle else None)
     ds = build_dataset(args.name, args.out, progress=not args.no_progress, **opts)
     stats = ds.card.get("statistics", {})
     frac = stats.get("cr_pixel_fraction", {}).get("mean")

@@ -22,13 +22,13 @@ def add_parser(sub) -> None:
 def demo_detectors(selected: list[str] | None = None) -> tuple[list, dict[str, str]]:
     """Instances of every registered detector that loads here, and the reasons for those skipped."""
     from crbench.detectors.registry import available_detectors, get_detector
-    from crbench.errors import RegistryError
+    from crbench.errors import DetectorError, RegistryError
 
     dets, skipped = [], {}
     for name in selected or list(available_detectors()):
         try:
             dets.append(get_detector(name))
-        except (RegistryError, ImportError, OSError) as exc:
+        except (RegistryError, DetectorError, ImportError, OSError) as exc:
             if selected:
                 raise
             skipped[name] = str(exc)

@@ -52,10 +52,32 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_out_dir(out: str) -> None:
+    """Refuse an output folder that cannot be created (a file, or a file on its path) before scoring.
+
+    Raises
+    ------
+    UsageError
+        Naming ``--out`` and the file in the way.
+    """
+    from pathlib import Path
+
+    from crbench.errors import UsageError
+
+    path = Path(out)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"has the file {p} on its path"
+                raise UsageError(f"--out {out}: {where}; expected a folder (existing or new) for the results")
+            return
+
+
 def run(args: argparse.Namespace) -> int:
     from crbench.harness import evaluate
     from crbench.report import format_table
 
+    check_out_dir(args.out)
     cache = False if args.no_cache else (args.cache or True)
     op_split = None if str(args.operating_split).lower() in ("none", "") else args.operating_split
     res = evaluate(args.detector, args.dataset, split=args.split, protocol=args.protocol,

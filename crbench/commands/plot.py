@@ -51,6 +51,7 @@ def _dataset_for(runs):
 
 def _detectors_for(runs):
     from crbench.detectors.registry import get_detector
+    from crbench.errors import DetectorError
 
     dets, skipped = [], {}
     for run in runs:
@@ -59,7 +60,9 @@ def _detectors_for(runs):
         try:
             try:
                 det = get_detector(spec, **(d.get("params") or {}))
-            except TypeError:
+            except DetectorError as exc:
+                if not isinstance(exc.__cause__, TypeError):
+                    raise
                 # params() may record more than __init__ takes (e.g. a weights checksum): accept the
                 # default construction when it reproduces the recorded parameters exactly
                 det = get_detector(spec)

@@ -29,15 +29,20 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crbench.errors import DependencyError, UsageError
+
     try:
         from baselines.unet.train import cli_train
     except ImportError as exc:
-        raise ImportError(f"crbench train needs torch: install it pinned first (pip install torch==2.13.0), "
+        raise DependencyError(f"crbench train needs torch: install it pinned first (pip install torch==2.13.0), "
                           f"then pip install -e '.[deep]' ({exc})") from exc
     if args.minutes <= 0:
-        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
     if args.steps is not None and args.steps <= 0:
-        raise ValueError(f"--steps must be positive, got {args.steps}")
+        raise UsageError(f"--steps must be positive, got {args.steps}")
+    for flag, value in (("--width", args.width), ("--levels", args.levels)):
+        if value is not None and value < 2:
+            raise UsageError(f"{flag} must be >= 2, got {value}")
     hp = {k: getattr(args, k) for k in ("width", "levels", "threads") if getattr(args, k) is not None}
     path = cli_train(args.name, args.dataset, args.minutes, args.seed, args.out, steps=args.steps,
                      loss=args.loss, progress=not args.no_progress, **hp)

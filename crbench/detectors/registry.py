@@ -8,7 +8,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from ..errors import RegistryError
+from ..errors import CRBenchError, DetectorError, RegistryError
 from .base import Detector
 
 GROUP = "crbench.detectors"
@@ -84,11 +84,26 @@ def _import_from_cwd(module_name: str):
 
 
 def get_detector(spec: str | Detector, **params: Any) -> Detector:
-    """Return a detector instance from a name, a ``module:Class`` spec, or an instance."""
+    """Return a detector instance from a name, a ``module:Class`` spec, or an instance.
+
+    Raises
+    ------
+    RegistryError
+        If ``spec`` names no detector.
+    DetectorError
+        If the detector's constructor raises (or calls ``sys.exit``), naming the detector.
+    """
     if isinstance(spec, Detector) or (hasattr(spec, "score") and not isinstance(spec, (str, type))):
         return spec  # type: ignore[return-value]
     cls = load_detector_class(spec)
-    det = cls(**params)
+    try:
+        det = cls(**params)
+    except CRBenchError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin's constructor: one clear line, not its traceback
+        what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        given = f" with parameters {params}" if params else ""
+        raise DetectorError(f"detector {spec!r} could not be created{given}: its __init__ raised {what}") from exc
     if not getattr(det, "name", None) or det.name == "detector":
         try:
             det.name = spec  # type: ignore[misc]

@@ -12,8 +12,10 @@
   the bits in ``ignore_bits`` (default all) become ``ignore``, and per-bit pixel counts go to meta.
 
 Archives are unpacked with :func:`crbench.download.safe_extract`. Both converters are registered as
-recipes (``deepcr-acswfc``, ``cosmic-conn-lco``) that take ``source=PATH`` (a folder or archive the
-user fetched from the record).
+recipes (``deepcr-acswfc``, ``cosmic-conn-lco``) that take the folder or archive the user fetched
+from the record as ``crbench datasets build NAME --source PATH`` (Python: ``source=PATH``; or the
+``CRBENCH_DEEPCR_SOURCE`` / ``CRBENCH_COSMIC_CONN_SOURCE`` environment variable). A 2020 deepCR
+pickle also needs ``--trust-pickle`` (Python: ``trusted=True``).
 """
 from __future__ import annotations
 
@@ -282,7 +284,8 @@ def _source_option(name: str, options: dict[str, Any], env: str, url: str) -> st
     source = options.pop("source", None) or os.environ.get(env)
     if not source:
         raise DatasetError(f"recipe {name!r} converts a published set that crbench cannot fetch for you: "
-                           f"download it from {url}, then build with source=PATH (or set {env})")
+                           f"download it from {url}, then run 'crbench datasets build {name} --source PATH' "
+                           f"(or set {env})")
     return str(source)
 
 
@@ -299,8 +302,8 @@ def _build_cosmic(out: Path, *, progress: bool = True, **options: Any) -> Datase
 
 
 register_recipe(Recipe(
-    name=DEEPCR, description="Converter: deepCR ACS/WFC set (Zenodo 4295902; fetch it yourself, source=PATH)",
+    name=DEEPCR, description="Converter: deepCR ACS/WFC set (Zenodo 4295902; fetch it yourself, --source PATH)",
     kind="converted", build=_build_deepcr, defaults={}, requires_download=(DEEPCR,)))
 register_recipe(Recipe(
-    name=COSMIC, description="Converter: Cosmic-CoNN LCO set (Zenodo 5034763; fetch it yourself, source=PATH)",
+    name=COSMIC, description="Converter: Cosmic-CoNN LCO set (Zenodo 5034763; fetch it yourself, --source PATH)",
     kind="converted", build=_build_cosmic, defaults={}, requires_download=(COSMIC,)))
