@@ -73,12 +73,12 @@ def hst_realism(size: int, seed: int, rules: tuple[TruthRule, ...] = (DEFAULT_RU
     return out
 
 
-def decam_tracks(seed: int) -> dict[str, float]:
+def decam_tracks(seed: int, rule: TruthRule = DEFAULT_RULE) -> dict[str, float]:
     p = get_preset("decam")
     p = p.with_(electron_rate=0.0, alpha_rate=0.0, muon_rate=p.muon_rate * 30)  # muons only, more of them
     shape, t = (1024, 1024), 300.0
     layer = simulate_crs(np.random.default_rng(seed), shape, p, t)
-    labels = layer.truth_labels(background_sigma(p, t), DEFAULT_RULE)
+    labels = layer.truth_labels(background_sigma(p, t), rule)
     feats = instance_features(labels, layer.saturated, diffusion_sigma_px=p.diffusion_sigma_px)
     # events fully inside the frame (a box of half-size L around the start), so nothing is clipped
     inst = layer.instances.set_index("id")
