@@ -8,6 +8,9 @@
   prediction and truth multiplied by 1 - ignore, so ignore pixels become true negatives).
 - ``pooling``: ``'pooled'`` (confusion counts summed over images) or ``'per-image'`` (each summary
   number averaged over images).
+- ``halo``: what the halo pixels (CR charge above 1 sigma failing the truth rule, :mod:`crbench.truth`)
+  count as: ``'ignore'`` (default; left out of every count, like ignore ``'exclude'``),
+  ``'negative'`` (non-CR pixels) or ``'positive'`` (CR truth).
 
 The crbench default is ``none / exclude / pooled``: dilation and ignore-as-negative both flatter a
 detector (FPR computed on pixels that cannot be wrong, TPR credited for neighbours), and pooled
@@ -30,6 +33,7 @@ from typing import Any
 DILATIONS = ("none", "deepcr", "both")
 IGNORES = ("exclude", "as-negative")
 POOLINGS = ("pooled", "per-image")
+HALOS = ("ignore", "negative", "positive")
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,11 @@ class Conventions:
     ignore: str = "exclude"
     pooling: str = "pooled"
     protocol: str = "crbench"
+    halo: str = "ignore"
 
     def __post_init__(self) -> None:
-        for field, allowed in (("dilation", DILATIONS), ("ignore", IGNORES), ("pooling", POOLINGS)):
+        for field, allowed in (("dilation", DILATIONS), ("ignore", IGNORES), ("pooling", POOLINGS),
+                               ("halo", HALOS)):
             value = getattr(self, field)
             if value not in allowed:
                 raise ValueError(f"convention {field}={value!r} is not one of {', '.join(allowed)}")

@@ -8,6 +8,7 @@ Layout (extensions present only when the sample has them)::
     IGNORE     uint8 pixels excluded from every count
     CRLABEL    int32 CR instance ids (0 = none)
     SOURCES    uint8 source mask
+    HALO       uint8 CR pixels above 1 sigma that fail the truth rule (crbench.truth)
     EXPOSURES  float32 (N, H, W) aligned companion exposures
     RAMP       float32 (G, H, W) up-the-ramp groups
     INSTANCES  binary table, one row per CR
@@ -42,7 +43,7 @@ _HEADER_KEYS = {
     "psf_fwhm": ("PSFFWHM", "PSF FWHM [px]"),
 }
 
-_MASKS = {"truth": "CRMASK", "ignore": "IGNORE", "sources": "SOURCES"}
+_MASKS = {"truth": "CRMASK", "ignore": "IGNORE", "sources": "SOURCES", "halo": "HALO"}
 _CUBES = {"exposures": "EXPOSURES", "ramp": "RAMP"}
 
 

@@ -215,6 +215,14 @@ def _prepared(score: np.ndarray, sample: Sample, binning: Binning, conventions: 
     ignore = sample.ignore_or_false()
     has_ignore = bool(ignore.any())
     valid = ~ignore if has_ignore else None
+    halo = getattr(sample, "halo", None)
+    if halo is not None and halo.any():
+        # halo convention: 'ignore' leaves halo pixels out of every count, 'negative' keeps them as
+        # non-CR, 'positive' counts them as CR truth (ignored pixels stay ignored)
+        if conventions.halo == "ignore":
+            valid = ~(ignore | halo)
+        elif conventions.halo == "positive":
+            truth = truth | (halo & ~ignore)
     if conventions.ignore == "as-negative":
         truth = truth & ~ignore
     bins = binning.index(score)
@@ -767,6 +775,7 @@ def evaluate(
     pooling: str | None = None,
     n_bins: int | None = None,
     on_error: str = "continue",
+    halo: str | None = None,
     progress: bool = True,
     out: str | Path | None = None,
     operating_point: str = DEFAULT_OPERATING_POINT,
@@ -792,8 +801,8 @@ def evaluate(
     split : str
         ``'train'``, ``'val'``, ``'test'`` or ``'all'``.
     protocol : str, optional
-        ``'crbench'`` (default), ``'deepcr'`` or ``'cosmic-conn'``; ``dilation``, ``ignore`` and
-        ``pooling`` override single conventions (see :mod:`crbench.conventions`).
+        ``'crbench'`` (default), ``'deepcr'`` or ``'cosmic-conn'``; ``dilation``, ``ignore``,
+        ``pooling`` and ``halo`` override single conventions (see :mod:`crbench.conventions`).
     n_bins : int, optional
         Number of score bins for continuous scores (default 32768).
     on_error : {'continue', 'raise'}
@@ -843,7 +852,7 @@ def evaluate(
     if bootstrap < 0:
         raise UsageError(f"bootstrap must be >= 0 replicates (0 = no intervals), got {bootstrap!r}")
     rule, target = parse_operating_point(operating_point)
-    conventions = resolve_conventions(protocol, dilation=dilation, ignore=ignore, pooling=pooling)
+    conventions = resolve_conventions(protocol, dilation=dilation, ignore=ignore, pooling=pooling, halo=halo)
     ds = dataset if isinstance(dataset, Dataset) else resolve_dataset(dataset, progress=progress)
     if isinstance(detectors, (str, Detector)) or hasattr(detectors, "score"):
         detectors = [detectors]  # type: ignore[list-item]

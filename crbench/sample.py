@@ -54,6 +54,9 @@ class Sample:
         Per-instance table with columns :data:`INSTANCE_COLUMNS`.
     sources : ndarray of bool, shape (H, W), or None
         Stars and galaxies (for false positives on sources).
+    halo : ndarray of bool, shape (H, W), or None
+        CR pixels above 1 sigma that fail the truth rule (:mod:`crbench.truth`); disjoint from
+        ``truth``. Evaluation ignores them by default (convention ``halo``).
     exposures : ndarray, shape (N, H, W), float32, or None
         Aligned companion exposures of the same field (not including ``image``).
     ramp : ndarray, shape (G, H, W), float32, or None
@@ -75,6 +78,7 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
     #: Extra per-sample tables (e.g. a source catalogue); not validated.
     source_table: pd.DataFrame | None = None
+    halo: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -135,7 +139,7 @@ def validate_sample(sample: Sample) -> None:
     if n_bad:
         _fail(sid, f"image has {n_bad} NaN or inf pixels; mask them in IGNORE and fill them first")
     shape = img.shape
-    for name in ("truth", "ignore", "labels", "sources"):
+    for name in ("truth", "ignore", "labels", "sources", "halo"):
         arr = getattr(sample, name)
         if arr is None:
             continue
@@ -145,6 +149,11 @@ def validate_sample(sample: Sample) -> None:
         _fail(sid, f"truth must be a bool mask, got dtype {sample.truth.dtype}")
     if sample.ignore is not None and sample.ignore.dtype != bool:
         _fail(sid, f"ignore must be a bool mask, got dtype {sample.ignore.dtype}")
+    if sample.halo is not None:
+        if sample.halo.dtype != bool:
+            _fail(sid, f"halo must be a bool mask, got dtype {sample.halo.dtype}")
+        if sample.truth is not None and np.any(sample.halo & sample.truth):
+            _fail(sid, "halo and truth overlap: a halo pixel is a CR pixel that failed the truth rule")
     if sample.labels is not None:
         if not np.issubdtype(sample.labels.dtype, np.integer):
             _fail(sid, f"labels must be an integer array, got dtype {sample.labels.dtype}")

@@ -16,6 +16,7 @@ from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
+from crbench.truth import DEFAULT_RULE, apply_truth_rule
 
 DEFAULTS: dict[str, Any] = {
     "n_images": 24,
@@ -99,16 +100,19 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
     rn = float(opts["read_noise"])
     n_pix = shape[0] * shape[1]
     expected_crs = float(opts["cr_rate"]) * n_pix / 1000.0 * t / 1000.0 * 1000 / 25
-    frames, truth, labels, table = [], None, None, None
+    frames, truth, labels, table, halo, halo_only = [], None, None, None, None, 0
     for e in range(int(opts["exposures"])):
         charge, owner, rows = _cr_layer(rng, shape, rng.poisson(expected_crs))
         noisy = rng.poisson(np.maximum(sky + scene, 0)).astype(np.float64) + rng.normal(0, rn, shape)
         frames.append(digitise(noisy + charge, float(opts["gain"])).astype(np.float32))
         if e == 0:
-            mask = (charge > rn) & (owner > 0)
+            # the library's truth rule on CR charge / local noise sigma (crbench.truth)
+            sigma = np.sqrt(rn**2 + np.maximum(sky + scene, 0))
+            mask, halo = apply_truth_rule(charge / sigma, owner > 0, DEFAULT_RULE)
             labels = np.where(mask, owner, 0).astype(np.int32)
             truth = labels > 0
             ids, counts = np.unique(labels[truth], return_counts=True)
+            halo_only = int(np.setdiff1d(np.unique(owner[halo]), ids).size)
             kept = dict(zip(ids.tolist(), counts.tolist()))
             table = pd.DataFrame(
                 [(k, m, g, kept[k], float(charge[labels == k].sum()), False) for k, m, g, _, _ in rows if k in kept],
@@ -119,10 +123,10 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
     meta = {
         "gain": float(opts["gain"]), "read_noise": rn, "sky": sky, "exptime": t,
         "saturation": 80000.0, "instrument": "sim-basic", "pixel_scale": 0.05,
-        "psf_fwhm": float(opts["psf_fwhm"]),
+        "psf_fwhm": float(opts["psf_fwhm"]), "truth_rule": DEFAULT_RULE.name, "halo_only_crs": halo_only,
     }
     return Sample(id=sample_id, image=frames[0], truth=truth, ignore=np.zeros(shape, bool), labels=labels,
-                  instances=round_table(table), sources=sources,
+                  instances=round_table(table), sources=sources, halo=halo,
                   exposures=np.stack(frames[1:]) if len(frames) > 1 else None, meta=meta)
 
 
@@ -140,11 +144,20 @@ def build(out: Path, *, progress: bool = True, **options: Any):
     opts.update(options)
     rng = np.random.default_rng(int(opts["seed"]))
     ids = [f"basic-{i:04d}" for i in range(int(opts["n_images"]))]
-    samples = (simulate_sample(rng, sid, opts) for sid in ids)
+    # filled while the samples are written; write_dataset reads ``extra`` after the last one
+    rule_card = {**DEFAULT_RULE.to_dict(), "halo_only_crs_dropped": 0}
+
+    def samples():
+        for sid in ids:
+            s = simulate_sample(rng, sid, opts)
+            rule_card["halo_only_crs_dropped"] += int(s.meta["halo_only_crs"])
+            yield s
+
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
-    return write_dataset(out, samples, name="sim-basic", splits=split_ids(ids), recipe="sim-basic",
+    return write_dataset(out, samples(), name="sim-basic", splits=split_ids(ids), recipe="sim-basic",
                          parameters=params, seed=int(opts["seed"]), progress=progress,
-                         provenance=[{"origin": "simulated by data_recipes.basic", "sha256": None}])
+                         provenance=[{"origin": "simulated by data_recipes.basic", "sha256": None}],
+                         extra={"truth_rule": rule_card})
 
 
 register_recipe(Recipe(

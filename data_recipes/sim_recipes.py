@@ -27,7 +27,7 @@ from crbench.dataset import write_dataset
 from crbench.errors import DatasetError
 from crbench.recipes import Recipe, register_recipe
 
-from .sim.physics import TRUTH_NSIGMA
+from .sim.physics import TRUTH_RULE
 from .sim.presets import get_preset
 from .sim.scenes import SOURCE_NSIGMA
 
@@ -177,13 +177,17 @@ def make_builder(name: str):
         ids = [f"{prefix}-{i:04d}" for i in range(opts["n_images"])]
         seed = opts["seed"]
 
+        # filled while the samples are written; write_dataset reads ``extra`` after the last one
+        rule_card = {**TRUTH_RULE.to_dict(), "halo_only_crs_dropped": 0}
+
         def samples():
             for i, sid in enumerate(ids):
                 rng = np.random.default_rng([seed, i])
                 s = simulate_sample(rng, sid, preset, field=field, shape=opts["shape"],
                                     exptime=opts["exposure_time"], n_exposures=opts["exposures"],
-                                    ramp=preset.ramp_groups > 0)
+                                    ramp=preset.ramp_groups > 0, rule=TRUTH_RULE)
                 s.meta["preset"] = preset_name
+                rule_card["halo_only_crs_dropped"] += int(s.meta.get("halo_only_crs", 0))
                 yield s
 
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
@@ -195,8 +199,11 @@ def make_builder(name: str):
             progress=progress,
             provenance=[{"origin": "simulated by data_recipes.sim (physical CR model, presets in "
                                    "data_recipes/sim/presets.py)", "sha256": None}],
-            extra={**size_card, "truth_definition": {
-                "truth": f"CR charge > {TRUTH_NSIGMA} x sqrt(read_noise^2 + sky + dark + source) e-",
+            extra={**size_card, "truth_rule": rule_card, "truth_definition": {
+                "truth": f"truth rule {TRUTH_RULE.name} on significance = CR charge / "
+                         "sqrt(read_noise^2 + sky + dark + source) e- (crbench.truth)",
+                "halo": f"CR pixels > {TRUTH_RULE.halo_nsigma:g} sigma that fail the rule (HALO extension); "
+                        "a CR with only halo pixels is no instance",
                 "sources": f"noiseless source flux > {SOURCE_NSIGMA} x sqrt(read_noise^2 + sky + dark) e-",
                 "ignore": "pixels saturated by sources (with bleed trails), dilated 7x7",
                 "morphology": "geometric class of the truth footprint (crbench.morphology); "

@@ -95,4 +95,5 @@ def test_evaluate_records_the_conventions(basic_dataset):
     res = evaluate("median", basic_dataset, split="test", protocol="cosmic-conn", progress=False,
                    operating_split=None, per_cr=False, sources=False)
     conv = res.runs[0]["provenance"]["conventions"]
-    assert conv == {"dilation": "none", "ignore": "as-negative", "pooling": "pooled", "protocol": "cosmic-conn"}
+    assert conv == {"dilation": "none", "ignore": "as-negative", "pooling": "pooled", "protocol": "cosmic-conn",
+                    "halo": "ignore"}

@@ -60,6 +60,7 @@ def test_kast_science_lower_confidence_labels(env):
     assert len(b24.instances) < len(b27.instances)   # 30 s vs 1200 s
     assert not (b27.truth & b27.ignore).any()
     assert b27.meta["label_confidence"].startswith("lower") and ds.card["label_confidence"] == "lower"
+    assert ds.card["truth_rule"]["name"] == "seed5-grow2.5-max5"
     # CR pixels stand well above their neighbourhood
     assert np.median(b27.image[b27.truth]) > np.median(b27.image) + 30
 
@@ -75,6 +76,9 @@ def test_microobs_small_build(env):
     assert s.meta["gain"] > 0 and s.meta["read_noise"] > 0 and s.meta["exptime"] == 60.0
     lab = ds.card["labelling"]
     assert lab["params"]["seed_snr"] == 5.0 and lab["noise"]["gain_source"]
+    # the library's one truth rule, recorded; the halo travels in the HALO extension
+    assert ds.card["truth_rule"]["name"] == "seed5-grow2.5" and ds.card["truth_rule"]["connectivity"] == 8
+    assert s.halo is not None and not (s.halo & (s.truth | s.ignore)).any()
     assert "statistics" in ds.card and ds.card["statistics"]["n_images"] == len(ids)
     _check_provenance(ds, "microobs-hatp32")
     with pytest.raises(DatasetError, match="does not take option"):

@@ -6,7 +6,7 @@ import pytest
 
 from crbench.errors import CRBenchError, RegistryError
 from data_recipes.sim.physics import (
-    LABEL_FLOOR_E, TRUTH_NSIGMA, bleed_columns, moyal, mpv_per_um, simulate_crs,
+    LABEL_FLOOR_E, TRUTH_RULE, bleed_columns, moyal, mpv_per_um, simulate_crs,
 )
 from data_recipes.sim.presets import PRESETS, get_preset
 
@@ -71,7 +71,12 @@ def test_truth_mask_consistency():
     assert np.array_equal(truth, labels > 0)
     assert np.all(layer.labels[truth] > 0) and labels.min() == 0 and labels[truth].min() > 100
     assert truth[:, :128].mean() > truth[:, 128:].mean()
-    assert np.all(layer.charge[truth & ~layer.saturated] > TRUTH_NSIGMA * sigma[truth & ~layer.saturated])
+    unsat = truth & ~layer.saturated
+    assert np.all(layer.charge[unsat] > TRUTH_RULE.grow_nsigma * sigma[unsat])
+    # halo: the other CR pixels above 1 sigma, disjoint from truth
+    t2, halo = layer.truth_and_halo(sigma)
+    assert np.array_equal(t2, truth) and not (halo & truth).any() and halo.any()
+    assert np.all(layer.charge[halo] > TRUTH_RULE.halo_nsigma * sigma[halo]) and np.all(layer.labels[halo] > 0)
     table = layer.truth_instances(labels)
     assert table["pixels"].sum() == truth.sum()
     assert table["id"].is_unique and set(table["morphology"]) <= {"spot", "track", "worm", "blob"}

@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
                    help="ignored pixels: left out of every count, or counted as true negatives")
     g.add_argument("--pooling", choices=["pooled", "per-image"], default=None,
                    help="pool confusion counts over images, or average per-image numbers")
+    g.add_argument("--halo", choices=["ignore", "negative", "positive"], default=None,
+                   help="halo pixels (CR charge > 1 sigma failing the truth rule): left out (default), "
+                        "counted as non-CR, or counted as CR")
     o = p.add_argument_group("operating point and metrics")
     o.add_argument("--operating-point", default="fpr:5e-4", metavar="RULE",
                    help="threshold rule for per-CR and source metrics: 'fpr:<target>' or 'dice' (default fpr:5e-4)")
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     cache = False if args.no_cache else (args.cache or True)
     op_split = None if str(args.operating_split).lower() in ("none", "") else args.operating_split
     res = evaluate(args.detector, args.dataset, split=args.split, protocol=args.protocol,
-                   dilation=args.dilation, ignore=args.ignore, pooling=args.pooling,
+                   dilation=args.dilation, ignore=args.ignore, pooling=args.pooling, halo=args.halo,
                    progress=not args.no_progress, out=args.out, operating_point=args.operating_point,
                    operating_split=op_split, per_cr=not args.no_per_cr, sources=not args.no_sources,
                    bootstrap=args.bootstrap, seed=args.seed, cache=cache, workers=args.workers,

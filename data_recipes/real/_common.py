@@ -61,6 +61,8 @@ class SimLayer:
     truth: np.ndarray
     instances: pd.DataFrame
     generator: str
+    #: CR pixels above 1 sigma that fail the truth rule (crbench.truth)
+    halo: np.ndarray | None = None
 
 
 def simulate_cr_layer(rng: np.random.Generator, shape: tuple[int, int], exptime: float, *,
@@ -77,14 +79,16 @@ def simulate_cr_layer(rng: np.random.Generator, shape: tuple[int, int], exptime:
     except ImportError:
         return _fallback_layer(rng, shape, exptime * rate_scale, noise_sigma, id_offset)
     layer = simulate_crs(rng, shape, get_preset(preset), exptime, id_offset=id_offset, rate_scale=rate_scale)
-    labels = np.asarray(layer.truth_labels(noise_sigma), np.int32)
+    truth, halo = layer.truth_and_halo(noise_sigma)
+    labels = np.where(truth, layer.labels, 0).astype(np.int32)
     if hasattr(layer, "truth_instances"):
         inst = layer.truth_instances(labels)
         inst = inst[[c for c in INSTANCE_COLUMNS if c in inst.columns]].reset_index(drop=True)
         inst["id"] = inst["id"].astype("int32")
     else:
         inst = _restrict(layer.instances.copy(), labels)
-    return SimLayer(np.asarray(layer.charge, np.float64), labels, labels > 0, inst, f"data_recipes.sim:{preset}")
+    return SimLayer(np.asarray(layer.charge, np.float64), labels, labels > 0, inst, f"data_recipes.sim:{preset}",
+                    halo=halo)
 
 
 def _restrict(inst: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
@@ -105,12 +109,15 @@ def _fallback_layer(rng, shape, exptime, noise_sigma, id_offset) -> SimLayer:
     # ~1 muon /cm^2/min at 9 um pixels: 8.1e-7 cm^2 per pixel
     expected = n_pix * 8.1e-7 * exptime / 60.0 * 3.0
     charge, owner, rows = _cr_layer(rng, shape, int(rng.poisson(expected)))
-    mask = (charge > np.asarray(noise_sigma)) & (owner > 0)
+    from crbench.truth import apply_truth_rule
+
+    mask, halo = apply_truth_rule(charge / np.asarray(noise_sigma, float), owner > 0)
     labels = np.where(mask, owner + id_offset * (owner > 0), 0).astype(np.int32)
     inst = pd.DataFrame([(k + id_offset, m, g, 0, q, False) for k, m, g, _, q in rows],
                         columns=["id", "morphology", "generator", "pixels", "charge", "saturated"])
     inst = _restrict(inst, labels)
-    return SimLayer(charge, labels, labels > 0, inst, "data_recipes.basic (fallback: data_recipes.sim absent)")
+    return SimLayer(charge, labels, labels > 0, inst, "data_recipes.basic (fallback: data_recipes.sim absent)",
+                    halo=halo)
 
 
 def merge_instances(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:

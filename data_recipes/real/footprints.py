@@ -139,12 +139,14 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             ids.append(sid)
             meta = frame_meta(model, f.sky_e, headers[f.index], names[f.index])
             meta["label_confidence"] = "real footprints injected (exact placement)"
+            # the frame's own halo (real CR charge that failed the truth rule) stays in the cleaned image
+            halo = None if f.halo is None else f.halo & ~truth
             samples.append(Sample(id=sid, image=img, truth=truth, ignore=f.ignore, labels=lab, instances=table,
-                                  sources=f.sources, exposures=f.exposures_e if len(f.exposures_e) else None,
+                                  sources=f.sources, halo=halo, exposures=f.exposures_e if len(f.exposures_e) else None,
                                   meta=meta))
         splits[split] = ids
     extra = {"kind": "injected", "footprint_library_size": lib_sizes, "per_frame": int(opts["per_frame"]),
-             "labelling": labels.summary(),
+             "labelling": labels.summary(), "truth_rule": labels.params.truth_rule.to_dict(),
              "method": "confident real CR footprints (>= 2 px, away from ignore) cut with their charge from the "
                        "labelled frames of each split; each frame's own labelled CRs replaced by the companions' "
                        "median; footprints from other frames of the same split pasted away from sources and "

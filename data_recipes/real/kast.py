@@ -96,7 +96,9 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
         samples.append(Sample(id=sid, image=img, truth=truth, ignore=ignore, labels=labels, instances=table,
                               sources=sources, meta=meta))
     prov = [p for p in provenance(KAST_DOWNLOAD) if p["file"] in FRAMES]
-    extra = {"kind": "real", "label_confidence": "lower",
+    rule = LabelParams(seed_snr=PROCEDURE["seed_snr"], grow_snr=PROCEDURE["grow_snr"],
+                       grow_iterations=PROCEDURE["grow_iterations"]).truth_rule
+    extra = {"kind": "real", "label_confidence": "lower", "truth_rule": rule.to_dict(),
              "labelling": {"procedure": "single-frame directional-median model (see data_recipes.real.kast)",
                            **PROCEDURE},
              "caveats": "one frame per field: labels rest on a smooth model of the spectrum, not on a second "

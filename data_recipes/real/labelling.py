@@ -12,10 +12,12 @@ from a small telescope without calibration frames:
 3. **Noise model** (:func:`estimate_noise`): gain from the photon-transfer slope of the variance of
    consecutive-frame differences against sky level (the sky changes over the night), read noise
    from the variance floor, when headers lack them.
-4. **Seeds and growth** (:func:`label_frame`): SNR = (f - m) / sqrt(var_f + var_m + (s grad m)^2)
-   against the median m of the aligned companions; seeds at SNR > 5, grown by up to 5 dilations
-   inside SNR > 2.5; components touching sources, smaller than ``min_pixels`` or on vetoed pixels go
-   to the ignore mask (ambiguous).
+4. **Seeds and growth** (:func:`seeds_and_growth`): SNR = (f - m) / sqrt(var_f + var_m + (s grad m)^2)
+   against the median m of the aligned companions is the significance of the library's one truth
+   rule (:func:`crbench.truth.apply_truth_rule`, :attr:`LabelParams.truth_rule`: seeds at SNR > 5,
+   8-connected growth inside SNR > 2.5, as in the simulators); components touching sources, smaller
+   than ``min_pixels`` or on vetoed pixels go to the ignore mask (ambiguous). Pixels above 1 sigma
+   connected to a seed that fail the rule are the halo.
 5. **Hot/flickering pixel veto** (:func:`hot_pixel_veto`): a detector pixel seeded in several
    frames, or with a strong static pattern, is not a CR.
 6. **Outlying frames** (:func:`outlying_frames`): a frame whose CR pixel share exceeds
@@ -33,6 +35,7 @@ import pandas as pd
 from scipy import ndimage
 
 from crbench.errors import DatasetError
+from crbench.truth import TruthRule, apply_truth_rule, present_from_seeds, seed_grow_rule
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -43,7 +46,8 @@ class LabelParams:
 
     seed_snr: float = 5.0
     grow_snr: float = 2.5
-    grow_iterations: int = 5
+    #: growth steps from a seed (None: the whole connected region, the library's default rule)
+    grow_iterations: int | None = None
     min_pixels: int = 2
     n_companions: int = 6
     min_companions: int = 3
@@ -60,6 +64,11 @@ class LabelParams:
     outlier_rejection: bool = True
     upsample: int = 20
     interpolation_order: int = 1
+
+    @property
+    def truth_rule(self) -> TruthRule:
+        """The truth rule these parameters name (:mod:`crbench.truth`)."""
+        return seed_grow_rule(self.seed_snr, self.grow_snr, max_grow=self.grow_iterations)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -372,12 +381,17 @@ def snr_map(frame: np.ndarray, companions: np.ndarray, *, read_noise: float, sky
 
 
 def seeds_and_growth(snr: np.ndarray, params: LabelParams) -> tuple[np.ndarray, np.ndarray]:
-    """Seeds (SNR > seed_snr) and their growth (up to ``grow_iterations`` dilations inside SNR > grow_snr)."""
-    seeds = snr > params.seed_snr
-    if not seeds.any():
-        return seeds, seeds.copy()
-    grown = ndimage.binary_dilation(seeds, EIGHT, iterations=params.grow_iterations, mask=snr > params.grow_snr)
-    return seeds, grown | seeds
+    """Seeds (SNR > seed_snr) and the truth rule's growth (:func:`crbench.truth.apply_truth_rule`)."""
+    rule = params.truth_rule
+    seeds = np.nan_to_num(snr, nan=0.0) > rule.seed_nsigma
+    grown, _ = apply_truth_rule(snr, None, rule)
+    return seeds, grown
+
+
+def halo_mask(snr: np.ndarray, params: LabelParams) -> np.ndarray:
+    """Pixels above the rule's halo level connected to a seed that fail the rule (before any veto)."""
+    rule = params.truth_rule
+    return apply_truth_rule(snr, present_from_seeds(snr, rule), rule)[1]
 
 
 def split_components(grown: np.ndarray, *, sources: np.ndarray | None, veto: np.ndarray | None,
@@ -541,6 +555,8 @@ class FrameLabel:
     counts: dict[str, int] = field(default_factory=dict)
     #: CR charge estimate (frame minus companions' median, e-) on truth pixels, 0 elsewhere.
     cr_charge: np.ndarray | None = None
+    #: CR pixels above 1 sigma that fail the truth rule (not ignored, not truth).
+    halo: np.ndarray | None = None
 
 
 @dataclass
@@ -559,6 +575,7 @@ class SeriesLabels:
     def summary(self) -> dict[str, Any]:
         return {
             "params": self.params.to_dict(),
+            "truth_rule": self.params.truth_rule.to_dict(),
             "noise": self.noise.to_dict(),
             "shifts_px": {"max_abs": float(np.abs(self.shifts).max()) if len(self.shifts) else 0.0,
                           "max_step": float(np.abs(np.diff(self.shifts, axis=0)).max()) if len(self.shifts) > 1 else 0.0},
@@ -724,6 +741,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
             sat_i = np.zeros((h, w), bool)
         ignore = border | ~valid | veto | ambiguous | sat_i
         cr &= ~ignore
+        halo = halo_mask(snr, p) & ~cr & ~ignore
         deviation = sub_e[i] - med
         labels, table = instance_table(cr, deviation, sat_i)
         image_e = ((frames_adu_clean[i] - noise.bias) * g).astype(np.float32)
@@ -738,7 +756,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
         results[i] = FrameLabel(index=i, image_e=image_e, truth=cr, ignore=ignore, labels=labels,
                                 instances=table, sources=src_i, companions=near, exposures_e=ex,
                                 sky_e=float(sky_e[i]), counts=counts,
-                                cr_charge=np.where(cr, deviation, 0.0).astype(np.float32))
+                                cr_charge=np.where(cr, deviation, 0.0).astype(np.float32), halo=halo)
     frames_out = [results[i] for i in range(n) if i in results]
     rejected: list[int] = []
     if p.outlier_rejection:

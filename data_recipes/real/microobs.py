@@ -115,7 +115,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             sid = frame_id(names[i])
             ids.append(sid)
             samples.append(Sample(id=sid, image=f.image_e, truth=f.truth, ignore=f.ignore, labels=f.labels,
-                                  instances=f.instances, sources=f.sources,
+                                  instances=f.instances, sources=f.sources, halo=f.halo,
                                   exposures=f.exposures_e if len(f.exposures_e) else None,
                                   meta=frame_meta(model, f.sky_e, headers[i], names[i])))
         splits[split] = ids
@@ -131,6 +131,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
     extra = {
         "kind": "real",
         "labelling": labels.summary(),
+        "truth_rule": labels.params.truth_rule.to_dict(),
         "label_quality": quality,
         "split_rule": "contiguous time blocks 60/20/20 %, 1 frame dropped at each boundary; companions from the same block",
         "dropped_frames": [frame_id(names[i]) for i in range(len(names)) if not any(i in b for b in blocks.values())],

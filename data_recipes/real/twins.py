@@ -17,6 +17,7 @@ import numpy as np
 from crbench.dataset import Dataset, write_dataset
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
+from crbench.truth import DEFAULT_RULE as TRUTH_RULE
 
 from ._common import check_options, simulate_cr_layer
 from .labelling import border_mask
@@ -94,21 +95,23 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             img, layer = twin_frame(rng, bg, nz.read_noise, saturation=saturation, rate_scale=rate_scale)
             exps = [twin_frame(rng, bg, nz.read_noise, saturation=saturation, rate_scale=rate_scale)[0]
                     for _ in range(n_exp)]
-            labels_i = layer.labels
             sat = img >= saturation
             ignore = border | ~covered | sat
-            truth = (labels_i > 0) & ~ignore
-            labels_i = np.where(truth, labels_i, 0).astype(np.int32)
+            # layer.labels / layer.halo follow the library's truth rule (crbench.truth)
+            truth = (layer.labels > 0) & ~ignore
+            halo = layer.halo & ~ignore
+            labels_i = np.where(truth, layer.labels, 0).astype(np.int32)
             inst = layer.instances[layer.instances["id"].isin(np.unique(labels_i[truth]))].reset_index(drop=True)
             sid = frame_id(names[i])
             ids.append(sid)
             meta = frame_meta(model, f.sky_e, headers[i], names[i])
             meta.update({"label_confidence": "simulated (exact)", "twin_of": sid, "preset": PRESET})
             samples.append(Sample(id=sid, image=img, truth=truth, ignore=ignore, labels=labels_i, instances=inst,
-                                  sources=f.sources, exposures=np.stack(exps) if exps else None, meta=meta))
+                                  sources=f.sources, halo=halo, exposures=np.stack(exps) if exps else None, meta=meta))
         splits[split] = ids
     extra = {
         "kind": "simulated-twin",
+        "truth_rule": TRUTH_RULE.to_dict(),
         "twin_of": "microobs-hatp32",
         "preset": PRESET,
         "rate_scale": float(rate_scale),

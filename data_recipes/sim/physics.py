@@ -24,13 +24,15 @@ depth from the collecting side) and integrated exactly over the pixel grid (erf 
 the Gaussian in x and y, normalised in a window of +-3 sigma_max). IR presets then get
 inter-pixel capacitance; CCD presets saturate and bleed along columns; IR pixels clip at full well.
 
-Truth threshold
----------------
-A pixel belongs to the truth mask when the CR charge it received exceeds ``TRUTH_NSIGMA`` (1.0)
-times the local noise sigma (the expected per-pixel noise of the image without the CR:
-sqrt(read_noise^2 + sky + source + dark) in e-), see :meth:`CRLayer.truth_mask`. ``labels`` in
-:class:`CRLayer` mark every pixel that received at least ``LABEL_FLOOR_E`` (1 e-) and the
-instance owning it (the event that deposited most charge there).
+Truth rule
+----------
+The significance of a pixel is the CR charge it received over the local noise sigma (the expected
+per-pixel noise of the image without the CR: sqrt(read_noise^2 + sky + source + dark) in e-;
+saturated CR pixels are infinitely significant). Truth and halo follow the library's one truth rule
+(:func:`crbench.truth.apply_truth_rule`, default :data:`TRUTH_RULE` = seed 5 sigma, growth into
+2.5 sigma, 8-connected; halo = other CR pixels above 1 sigma), see :meth:`CRLayer.truth_and_halo`.
+``labels`` in :class:`CRLayer` mark every pixel that received at least ``LABEL_FLOOR_E`` (1 e-) and
+the instance owning it (the event that deposited most charge there).
 """
 from __future__ import annotations
 
@@ -42,11 +44,12 @@ import pandas as pd
 from scipy.special import erf
 
 from crbench.errors import CRBenchError
+from crbench.truth import DEFAULT_RULE, TruthRule, apply_truth_rule
 
 from .presets import InstrumentPreset, get_preset
 
-#: Truth threshold in units of the local noise sigma (see module docstring).
-TRUTH_NSIGMA = 1.0
+#: The truth rule of simulated samples (see module docstring).
+TRUTH_RULE: TruthRule = DEFAULT_RULE
 #: A pixel "received CR charge" (gets a label) at or above this many electrons.
 LABEL_FLOOR_E = 1.0
 #: Maximum incidence angle simulated (deg); beyond it tracks are clipped to this angle.
@@ -143,27 +146,35 @@ class CRLayer:
     preset: str = ""
     exptime: float = 0.0
 
-    def truth_mask(self, noise_sigma: np.ndarray | float, nsigma: float = TRUTH_NSIGMA) -> np.ndarray:
-        """Truth: pixels whose CR charge exceeds ``nsigma`` x the local noise sigma.
+    def significance(self, noise_sigma: np.ndarray | float) -> np.ndarray:
+        """CR charge over the local noise sigma (+inf on saturated CR pixels, 0 where no CR).
 
         Parameters
         ----------
         noise_sigma : float or ndarray (H, W)
             Expected per-pixel noise of the image without the CR (e-).
-        nsigma : float
-            Threshold in units of ``noise_sigma`` (default :data:`TRUTH_NSIGMA`).
-
-        Returns
-        -------
-        ndarray of bool
-            Truth mask; every True pixel has a non-zero label. Saturated CR pixels are always truth.
         """
-        sigma = np.asarray(noise_sigma, dtype=float)
-        return ((self.charge > nsigma * sigma) | self.saturated) & (self.labels > 0)
+        sigma = np.broadcast_to(np.asarray(noise_sigma, dtype=float), self.charge.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sig = np.where(sigma > 0, self.charge / sigma, np.where(self.charge > 0, np.inf, 0.0))
+        return np.where(self.saturated & (self.labels > 0), np.inf, sig)
 
-    def truth_labels(self, noise_sigma: np.ndarray | float, nsigma: float = TRUTH_NSIGMA) -> np.ndarray:
+    def truth_and_halo(self, noise_sigma: np.ndarray | float,
+                       rule: TruthRule = TRUTH_RULE) -> tuple[np.ndarray, np.ndarray]:
+        """Truth and halo masks under ``rule`` (:func:`crbench.truth.apply_truth_rule`).
+
+        The CR-present mask is ``labels > 0`` (pixels that received >= ``LABEL_FLOOR_E``), so every
+        truth and halo pixel has a non-zero label. Saturated CR pixels are seeds.
+        """
+        return apply_truth_rule(self.significance(noise_sigma), self.labels > 0, rule)
+
+    def truth_mask(self, noise_sigma: np.ndarray | float, rule: TruthRule = TRUTH_RULE) -> np.ndarray:
+        """Truth mask under ``rule`` (see :meth:`truth_and_halo`)."""
+        return self.truth_and_halo(noise_sigma, rule)[0]
+
+    def truth_labels(self, noise_sigma: np.ndarray | float, rule: TruthRule = TRUTH_RULE) -> np.ndarray:
         """``labels`` restricted to :meth:`truth_mask` (int32, 0 elsewhere)."""
-        return np.where(self.truth_mask(noise_sigma, nsigma), self.labels, 0).astype(np.int32)
+        return np.where(self.truth_mask(noise_sigma, rule), self.labels, 0).astype(np.int32)
 
     def truth_instances(self, truth_labels: np.ndarray, *, diffusion_sigma_px: float = 0.5,
                         classify: bool = True) -> pd.DataFrame:

@@ -141,8 +141,13 @@ PRESETS: dict[str, InstrumentPreset] = {
         instrument="HST ACS/WFC (simulated)",
         detector="ccd",
         pixel_pitch_um=15.0,          # physics.md (ACS handbook)
-        thickness_um=11.0,            # physics.md: "~15 um (unsourced)"; tuned to 11 um for the handbook median ~1000 e-
-        diffusion_sigma_um=6.0,       # physics.md says ~4 um; tuned to 6 um so hits touch 4-5 px (handbook)
+        # UNSOURCED and TUNED: ACS/WFC CCDs are thinned, backside-illuminated SITe devices (ACS handbook);
+        # no source found for their thickness (physics.md: "~15 um (unsourced)") or diffusion (physics.md:
+        # ~4 um, uncited). 11 um / 6 um were tuned to the handbook hit statistics under the retired 1-sigma
+        # truth; they are kept, not re-tuned to the seed5-grow2.5 rule (benchmarks/simulation_realism.py
+        # prints the residuals under both rules and for physics.md's 15 um / 4 um).
+        thickness_um=11.0,
+        diffusion_sigma_um=6.0,
         pixel_scale=0.05,             # physics.md (ACS handbook)
         gain=2.0,                     # physics.md (ACS handbook)
         read_noise=4.0,               # physics.md (~4 e-)

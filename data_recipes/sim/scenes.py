@@ -16,8 +16,11 @@ along columns; IR: clipping) and ADU quantisation (``gain``), and is stored in e
 
 Masks
 -----
-``truth``    CR charge > TRUTH_NSIGMA x the local noise sigma (physics.TRUTH_NSIGMA, 1.0), where the
+``truth``    the truth rule (physics.TRUTH_RULE, :mod:`crbench.truth`: seed 5 sigma, growth into
+             2.5 sigma, 8-connected) on the significance = CR charge / local noise sigma, where the
              local noise sigma is sqrt(read_noise^2 + sky + dark + source) in e-.
+``halo``     CR pixels above 1 sigma that fail the rule (ignored by evaluation by default). A CR
+             whose pixels are all halo is no truth instance (counted in ``meta['halo_only_crs']``).
 ``sources``  noiseless source flux > SOURCE_NSIGMA (1.0) x sqrt(read_noise^2 + sky + dark)
              (stars, galaxies, knots; the unresolved light of the 'gc' field is not a source).
 ``ignore``   pixels saturated by sources (incl. their bleed trails), dilated by 7x7 (as deepCR).
@@ -37,7 +40,9 @@ from crbench.errors import CRBenchError
 from crbench.portable import digitise, round_table
 from crbench.sample import Sample
 
-from .physics import TRUTH_NSIGMA, CRLayer, bleed_columns, simulate_crs
+from crbench.truth import TruthRule, apply_truth_rule
+
+from .physics import TRUTH_RULE, CRLayer, bleed_columns, simulate_crs
 from .presets import InstrumentPreset, get_preset
 
 FIELDS = ("ex", "gc", "gal")
@@ -321,19 +326,45 @@ def make_ramp(rng: np.random.Generator, expected: np.ndarray, preset: Instrument
     return digitise(np.minimum(cum, preset.saturation), preset.gain).astype(np.float32)
 
 
+@dataclass
+class SimulatedTruth:
+    """What the truth rule needs of a simulated primary exposure, to re-label it under another rule.
+
+    ``significance`` is the CR charge over the local noise sigma (+inf on saturated CR pixels);
+    ``present`` the pixels that received CR charge; ``layer`` the primary exposure's CRs.
+    """
+
+    significance: np.ndarray
+    present: np.ndarray
+    layer: CRLayer
+    noise_sigma: np.ndarray
+
+
 def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "InstrumentPreset | str", *,
                     field: str = "ex", shape: tuple[int, int] = (256, 256), exptime: float | None = None,
-                    n_exposures: int = 3, ramp: bool = False, diffusion_for_morphology: float | None = None
-                    ) -> Sample:
+                    n_exposures: int = 3, ramp: bool = False, diffusion_for_morphology: float | None = None,
+                    rule: TruthRule = TRUTH_RULE) -> Sample:
     """Simulate one labelled sample: the primary exposure plus ``n_exposures - 1`` companions.
 
     All exposures see the same scene, with independent Poisson/read noise and independent CRs.
-    Truth, labels and instances describe the primary exposure's CRs only (see module docstring).
+    Truth, halo, labels and instances describe the primary exposure's CRs only (see module
+    docstring); ``rule`` decides truth and halo and does not change the random stream.
 
     Returns
     -------
     Sample
     """
+    return simulate_sample_with_truth(rng, sample_id, preset, field=field, shape=shape, exptime=exptime,
+                                      n_exposures=n_exposures, ramp=ramp,
+                                      diffusion_for_morphology=diffusion_for_morphology, rule=rule)[0]
+
+
+def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset: "InstrumentPreset | str", *,
+                               field: str = "ex", shape: tuple[int, int] = (256, 256),
+                               exptime: float | None = None, n_exposures: int = 3, ramp: bool = False,
+                               diffusion_for_morphology: float | None = None,
+                               rule: TruthRule = TRUTH_RULE) -> tuple[Sample, SimulatedTruth]:
+    """:func:`simulate_sample` plus the :class:`SimulatedTruth` of its primary exposure."""
     p = get_preset(preset)
     t = float(p.exptime if exptime is None else exptime)
     shape = (int(shape[0]), int(shape[1]))
@@ -348,8 +379,10 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "Instrumen
         if src_sat.any() else np.zeros(shape, bool)
     sources = (scene.flux - scene.diffuse) > SOURCE_NSIGMA * background_sigma(p, t)
     frames, ramp_arr = [], None
-    truth = labels = None
+    truth = labels = halo = None
     table = None
+    sim_truth = None
+    halo_only = 0
     sig_morph = p.diffusion_sigma_px if diffusion_for_morphology is None else diffusion_for_morphology
     for e in range(int(n_exposures)):
         cr = simulate_crs(rng, shape, p, t, id_offset=0, background=expected, classify=False)
@@ -360,19 +393,27 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "Instrumen
         else:
             frames.append(observe(rng, expected, p, t, cr).astype(np.float32))
         if e == 0:
-            labels = cr.truth_labels(noise_sigma)
+            significance = cr.significance(noise_sigma)
+            present = cr.labels > 0
+            truth, halo = apply_truth_rule(significance, present, rule)
+            labels = np.where(truth, cr.labels, 0).astype(np.int32)
             truth = labels > 0
             table = cr.truth_instances(labels, diffusion_sigma_px=sig_morph)
+            halo_ids = np.setdiff1d(np.unique(cr.labels[halo]), np.unique(labels[truth]))
+            halo_only = int(np.count_nonzero(halo_ids))
+            sim_truth = SimulatedTruth(significance=significance, present=present, layer=cr,
+                                       noise_sigma=noise_sigma)
     meta: dict[str, Any] = p.meta()
     meta.update({
         "sky": float(p.sky_rate * t), "dark": float(p.dark_rate * t), "exptime": t, "field": field,
-        "truth_nsigma": TRUTH_NSIGMA, "source_nsigma": SOURCE_NSIGMA,
+        "truth_rule": rule.name, "halo_only_crs": halo_only, "source_nsigma": SOURCE_NSIGMA,
         "n_exposures": int(n_exposures), "simulator": "data_recipes.sim",
     })
     if ramp_arr is not None:
         meta["ramp_groups"] = int(p.ramp_groups)
         meta["group_time"] = t / p.ramp_groups
-    return Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
-                  instances=round_table(table) if table is not None else table, sources=sources,
-                  exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
-                  meta=meta).validate()
+    sample = Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
+                    instances=round_table(table) if table is not None else table, sources=sources, halo=halo,
+                    exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
+                    meta=meta).validate()
+    return sample, sim_truth
