@@ -39,7 +39,6 @@ def split_counts(dataset: Dataset) -> pd.DataFrame:
         Index ``split``; columns ``images``, ``crs`` and, when known, one per morphology class.
     """
     inst = dataset.instances()
-    split_of = {sid: name for name, ids in dataset.splits.items() for sid in ids}
     has_morph = "morphology" in inst.columns and len(inst) > 0
     classes = [m for m in MORPHOLOGIES if has_morph and (inst["morphology"].astype(str) == m).any()]
     if has_morph:

@@ -31,7 +31,7 @@ def load_detector(name: str) -> tuple[Any, str | None]:
     -------
     detector, reason : Detector or None, str or None
         The instance and ``None``, or ``None`` and the one-line reason it cannot load here (a
-        missing optional package, missing weights, an import failure).
+        missing optional package, missing weights, an import failure, any error of its constructor).
     """
     from crbench.detectors.registry import get_detector
     from crbench.errors import CRBenchError
@@ -39,8 +39,9 @@ def load_detector(name: str) -> tuple[Any, str | None]:
     try:
         return get_detector(name), None
     except (CRBenchError, *LOAD_ERRORS) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return None, reason
+        return None, " ".join(str(exc).split()) or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - a third-party plugin's constructor may raise anything
+        return None, f"detector {name!r} failed to initialise: {type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 _ROLE = re.compile(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
