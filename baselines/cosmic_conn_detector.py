@@ -1,7 +1,8 @@
 """``cosmic-conn``: optional plugin for Cosmic-CoNN (Xu et al. 2023) with its shipped models.
 
 Cosmic-CoNN is GPL-3 licensed and never required: install it with
-``pip install 'crbench[cosmic-conn]'`` (after a pinned torch). crbench only imports it here.
+``pip install -e ".[cosmic-conn]"`` from a source checkout (after a pinned torch). crbench only
+imports it here.
 
 Quirks handled:
 
@@ -29,7 +30,7 @@ from crbench.sample import Sample
 
 MODELS = ("ground_imaging", "NRES", "HST_ACS_WFC")
 _HINT = ("detector 'cosmic-conn' needs the optional, GPL-3 licensed cosmic-conn package; install it with "
-         "pip install torch==2.13.0 && pip install 'crbench[cosmic-conn]'")
+         'pip install torch==2.13.0 && pip install -e ".[cosmic-conn]" (from the crbench source folder)')
 
 
 def _init_model(model: str, crop: int):

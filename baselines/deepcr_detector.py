@@ -45,7 +45,8 @@ MODELS: dict[str, tuple[str, int, bool]] = {
     "ACS-WFC-F606W-2-4": ("ACS-WFC-F606W-2-4.pth", 4, False),
 }
 
-_INSTALL_HINT = "install the 'deep' extra: pip install torch==2.13.0 && pip install 'crbench[deep]'"
+_INSTALL_HINT = ("install the 'deep' extra: pip install torch==2.13.0 && pip install -e \".[deep]\" "
+                 "(from the crbench source folder)")
 #: Oldest torch whose ``torch.load`` defaults to ``weights_only=True``: deepCR loads its shipped
 #: weights with a bare ``torch.load``, which on older torch unpickles (and so can run code).
 MIN_TORCH = (2, 6)

@@ -29,33 +29,160 @@ def _pct(x: Any, digits: int = 3) -> str:
         return "n/a"
 
 
-def describe(dataset: Dataset) -> str:
-    """Multi-line text: identity, splits, provenance, hash and class-imbalance statistics.
+def split_counts(dataset: Dataset) -> pd.DataFrame:
+    """Images and CRs per split (rows: each split, then ``all``), with a column per morphology
+    class when the instances table has one.
+
+    Returns
+    -------
+    DataFrame
+        Index ``split``; columns ``images``, ``crs`` and, when known, one per morphology class.
+    """
+    inst = dataset.instances()
+    has_morph = "morphology" in inst.columns and len(inst) > 0
+    classes = [m for m in MORPHOLOGIES if has_morph and (inst["morphology"].astype(str) == m).any()]
+    if has_morph:
+        others = sorted(set(inst["morphology"].astype(str)) - set(MORPHOLOGIES))
+        classes += others
+    rows = []
+    names = list(dataset.splits) + ["all"]
+    for name in names:
+        ids = dataset.ids() if name == "all" else dataset.splits[name]
+        sel = inst[inst["sample_id"].astype(str).isin(set(map(str, ids)))] if len(inst) else inst
+        row: dict[str, Any] = {"split": name, "images": len(ids), "crs": int(len(sel))}
+        for m in classes:
+            row[m] = int((sel["morphology"].astype(str) == m).sum())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split")
+
+
+def _format_counts(counts: pd.DataFrame) -> list[str]:
+    """Lines of the per-split table, split names left-aligned, counts right-aligned."""
+    cols = [c for c in counts.columns]
+    heads = ["images", "CRs"] + cols[2:]
+    widths = [max(len(h), 6) for h in heads]
+    out = ["  " + f"{'split':8s}" + " ".join(f"{h:>{w}s}" for h, w in zip(heads, widths))]
+    for name, row in counts.iterrows():
+        out.append("  " + f"{str(name):8s}" + " ".join(f"{int(row[c]):>{w}d}" for c, w in zip(cols, widths)))
+    return out
+
+
+def _hostish(origin: str) -> str:
+    """Group key of a provenance origin: host plus owner/repository for code hosts, else the host."""
+    from urllib.parse import urlparse
+
+    u = urlparse(origin)
+    if not u.scheme or not u.netloc:
+        return origin
+    parts = [p for p in u.path.split("/") if p]
+    if u.netloc in ("raw.githubusercontent.com", "github.com", "gitlab.com", "bitbucket.org") and len(parts) >= 2:
+        return f"{u.netloc}/{parts[0]}/{parts[1]}"
+    return u.netloc
+
+
+def provenance_summary(provenance: list[dict[str, Any]]) -> str:
+    """One line: ``N files from K sources: A (n), B (m)`` (or the single non-file origin)."""
+    if not provenance:
+        return "not recorded"
+    groups: dict[str, int] = {}
+    for p in provenance:
+        origin = str(p.get("origin") or p.get("url") or p.get("repository") or p.get("file") or p)
+        key = _hostish(origin)
+        groups[key] = groups.get(key, 0) + 1
+    n = len(provenance)
+    if n == 1 and not provenance[0].get("file"):
+        return next(iter(groups))
+    parts = ", ".join(f"{k} ({v})" for k, v in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{n} file{'s' if n != 1 else ''} from {len(groups)} source{'s' if len(groups) != 1 else ''}: {parts}"
+
+
+def _kind(card: dict[str, Any]) -> str:
+    kind = card.get("kind")
+    if kind:
+        return str(kind)
+    try:
+        from .recipes import available_recipes
+
+        recipe = available_recipes().get(str(card.get("recipe")))
+    except Exception:  # noqa: BLE001 - a third-party recipe module may fail to import
+        recipe = None
+    return str(getattr(recipe, "kind", "") or "unknown")
+
+
+def label_quality_line(card: dict[str, Any]) -> str:
+    """How good the labels are, in one line: measured completeness/purity, exact simulated truth,
+    or "not measured"."""
+    q = card.get("label_quality")
+    if isinstance(q, dict) and q:
+        def f(key: str) -> str:
+            v = q.get(key)
+            return "n/a" if v is None else f"{100.0 * float(v):.1f}%"
+
+        return (f"measured by injecting {q.get('n_injected_crs', '?')} simulated CRs: pixel completeness "
+                f"{f('pixel_completeness')}, instance completeness {f('instance_completeness')}, pixel purity "
+                f"{f('pixel_purity')}, {f('ignored_fraction')} of injected CR pixels ignored")
+    kind = _kind(card)
+    if kind.startswith("simulated") or kind == "injected":
+        return "exact: truth comes from the simulation / injection itself"
+    if kind == "real-negative-control":
+        return "negative control: no CRs in truth by construction"
+    if card.get("labelling") is not None:
+        return "not measured for this build (rebuild with label_quality on)"
+    return "not recorded in the card"
+
+
+def describe(dataset: Dataset, *, full: bool = False) -> str:
+    """Multi-line text: identity, images and CRs per split, label quality, caveats, licence,
+    provenance summary, then folder, hash, parameters and class-imbalance statistics.
 
     Shows the CR pixel fraction (mean, median, min, max over images, and pooled), CRs per
     megapixel, count and pixel share per morphology (with size quantiles), generator versus
     morphology counts when the instances carry a generator, the share of CR pixels on sources
     and the ignore fraction.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset.
+    full : bool
+        List every provenance entry (origin and sha256) instead of the one-line summary.
     """
     card = dataset.card
     st = dataset_statistics(dataset)
-    lines = [f"{dataset.name}  (version {card.get('version', '?')}, recipe {card.get('recipe', '?')})",
-             f"  folder:       {dataset.root}",
-             f"  content hash: {card.get('content_hash', '?')}",
-             f"  samples:      {card.get('n_samples', len(dataset))}  ("
-             + ", ".join(f"{k} {len(v)}" for k, v in dataset.splits.items()) + ")"]
+    lines = [f"{dataset.name}  (version {card.get('version', '?')}, recipe {card.get('recipe', '?')}, "
+             f"{_kind(card)})"]
+    counts = split_counts(dataset)
+    lines += _format_counts(counts)
+    lines.append(f"  label quality: {label_quality_line(card)}")
+    caveats = card.get("caveats") or card.get("note")
+    if caveats:
+        lines.append(f"  caveats:      {caveats}")
+    licences = sorted({str(p["licence"]) for p in card.get("provenance") or [] if p.get("licence")})
+    licence = card.get("licence") or ("; ".join(licences) if licences else None)
+    if not licence:
+        licence = ("BSD-3-Clause (simulated by crbench, under its licence)" if _kind(card).startswith("simulated")
+                   else "not stated")
+    lines.append(f"  licence:      {licence}")
+    prov = card.get("provenance") or []
+    lines.append(f"  provenance:   {provenance_summary(prov)}" + ("" if full or len(prov) < 2 else
+                                                                   "  (--full lists every file)"))
+    if full:
+        for p in prov:
+            origin = p.get("origin") or p.get("url") or p.get("repository") or str(p)
+            sha = p.get("sha256")
+            lines.append(f"    {origin}" + (f" (sha256 {str(sha)[:16]})" if sha else ""))
+    lines += [f"  folder:       {dataset.root}",
+              f"  content hash: {card.get('content_hash', '?')}"]
     if card.get("seed") is not None:
         lines.append(f"  seed:         {card['seed']}")
     params = card.get("parameters") or {}
     if params:
         lines.append("  parameters:   " + ", ".join(f"{k}={v}" for k, v in params.items()))
-    for p in card.get("provenance") or []:
-        origin = p.get("origin") or p.get("url") or p.get("repository") or str(p)
-        sha = p.get("sha256")
-        lines.append(f"  provenance:   {origin}" + (f" (sha256 {str(sha)[:16]})" if sha else ""))
     td = card.get("truth_definition")
     if isinstance(td, dict) and td.get("truth"):
         lines.append(f"  truth:        {td['truth']}")
+    elif isinstance(card.get("truth_rule"), dict) and card["truth_rule"].get("definition"):
+        lines.append(f"  truth:        {card['truth_rule']['definition']}")
     lines.append("")
     lines.append("Class imbalance")
     if not st or not st.get("n_images"):

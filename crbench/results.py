@@ -75,6 +75,29 @@ class Results:
                 df[c] = np.nan
         return df[MORPHOLOGY_COLUMNS]
 
+    def __repr__(self) -> str:
+        """A concise summary: how many runs, on which datasets/splits, and each run's key numbers
+        (the curves and provenance stay out; see :attr:`table` and :meth:`to_json_obj`)."""
+        where = sorted({f"{r.get('dataset')}/{r.get('split')}" for r in self.runs})
+        head = (f"Results({len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
+                + (f" on {', '.join(where)}" if where else "") + ")")
+        lines = [head]
+        for r in self.runs:
+            s = r.get("summary") or {}
+            nums = []
+            for key, label in (("roc_auc", "roc_auc"), ("ap", "ap"), ("tpr_at_fpr_5e-4", "tpr@fpr5e-4"),
+                               ("best_dice", "best_dice")):
+                v = s.get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    nums.append(f"{label}={v:.4g}")
+            n = s.get("n_images")
+            failed = s.get("n_failed")
+            extra = f" ({n} images" + (f", {failed} failed" if failed else "") + ")" if n is not None else ""
+            lines.append(f"  {r.get('detector')} on {r.get('dataset')}/{r.get('split')}{extra}: " + " ".join(nums))
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
     def extend(self, other: "Results") -> "Results":
         self.runs.extend(other.runs)
         if not self.meta:

@@ -1,7 +1,15 @@
 """Shared fixtures: small simulated samples and datasets built with the real recipe code."""
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# One native thread per library (astroscrappy's and torch's OpenMP, BLAS) unless the user set them:
+# several OpenMP runtimes in one process oversubscribe a small or shared machine (LACosmic after a
+# torch test ran >10x slower on 2 cores). Set before any of those libraries loads.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 from crbench.sample import Sample

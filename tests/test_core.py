@@ -321,6 +321,7 @@ def test_cli_build_and_evaluate(tmp_path, capsys):
     assert "median" in out and (tmp_path / "res" / "results.json").exists()
 
 
+@pytest.mark.slow  # ~20 s; tests/test_ux.py runs a tiny plain demo in the default run
 def test_demo_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--detector", "lacosmic", "--detector", "median",
                  "--no-progress"]) == 0

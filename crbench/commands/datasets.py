@@ -41,9 +41,11 @@ def add_parser(sub) -> None:
     bp.add_argument("--no-progress", action="store_true", help="no progress bar")
     bp.set_defaults(func=run_build)
 
-    ip = dsub.add_parser("info", help="show a dataset card and its class-imbalance statistics")
+    ip = dsub.add_parser("info", help="images and CRs per split, label quality, caveats, licence, provenance, "
+                                      "class-imbalance statistics")
     ip.add_argument("name", help="recipe name or dataset folder")
     ip.add_argument("--plot", metavar="DIR", help="also write the statistics histograms (PDF and PNG) into DIR")
+    ip.add_argument("--full", action="store_true", help="list every provenance file, not only the summary")
     ip.set_defaults(func=run_info)
 
     ep = dsub.add_parser("export", help="write a built dataset as one reproducible archive with its sha256",
@@ -103,7 +105,7 @@ def run_info(args: argparse.Namespace) -> int:
         from crbench.dataset_info import describe, plot_statistics
     except ImportError:  # pragma: no cover - dataset_info ships with crbench
         raise
-    print(describe(ds))
+    print(describe(ds, full=args.full))
     if args.plot:
         for p in plot_statistics(ds, args.plot):
             print(f"wrote {p}")

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
                                    "(loss and validation AP per epoch) beside the weights.")
     p.add_argument("name", choices=ARCHS, help="detector or architecture to train (deepcr-retrained = deepcr-2-32)")
     p.add_argument("--dataset", required=True, help="recipe name or dataset folder")
-    p.add_argument("--minutes", type=float, required=True, help="CPU time budget in minutes")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="CPU time budget in minutes, converted to optimiser steps (needed unless --steps is given)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder for weights and log (default ./weights)")
     p.add_argument("--steps", type=int, default=None,
@@ -28,6 +29,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_budget(args: argparse.Namespace) -> None:
+    """Raise :class:`~crbench.errors.UsageError` unless ``--minutes`` or ``--steps`` sets a positive training budget."""
+    from crbench.errors import UsageError
+
+    if args.minutes is None and args.steps is None:
+        raise UsageError("crbench train needs a budget: --minutes N (CPU minutes) or --steps K (optimiser steps)")
+    if args.minutes is not None and args.minutes <= 0:
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
+    if args.steps is not None and args.steps <= 0:
+        raise UsageError(f"--steps must be positive, got {args.steps}")
+
+
 def run(args: argparse.Namespace) -> int:
     from crbench.errors import DependencyError, UsageError
 
@@ -35,11 +48,8 @@ def run(args: argparse.Namespace) -> int:
         from baselines.unet.train import cli_train
     except ImportError as exc:
         raise DependencyError(f"crbench train needs torch: install it pinned first (pip install torch==2.13.0), "
-                          f"then pip install -e '.[deep]' ({exc})") from exc
-    if args.minutes <= 0:
-        raise UsageError(f"--minutes must be positive, got {args.minutes}")
-    if args.steps is not None and args.steps <= 0:
-        raise UsageError(f"--steps must be positive, got {args.steps}")
+                              f'then pip install -e ".[deep]" from the crbench source folder ({exc})') from exc
+    check_budget(args)
     for flag, value in (("--width", args.width), ("--levels", args.levels)):
         if value is not None and value < 2:
             raise UsageError(f"{flag} must be >= 2, got {value}")

@@ -26,6 +26,18 @@ def read_fits_image(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise FormatError(f"{path}: not a readable FITS file ({exc})") from exc
 
 
+def stage(items: Any, desc: str, progress: bool, *, total: int | None = None, unit: str = "frame") -> Any:
+    """``items`` wrapped in a progress bar named ``desc`` when ``progress`` is true.
+
+    Every stage of a long build gets its own named bar, so that a user sees which pass runs.
+    """
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, total=total, unit=unit)
+
+
 def check_options(recipe: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
     """Refuse build options a real recipe cannot honour (e.g. ``shape``), naming them."""
     bad = sorted(k for k, v in options.items() if v is not None and k not in allowed)

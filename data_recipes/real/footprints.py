@@ -20,7 +20,7 @@ from crbench.dataset import Dataset, write_dataset
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample, empty_instance_table
 
-from ._common import check_options
+from ._common import check_options, stage
 from .labelling import EIGHT, FrameLabel
 from .microobs import DOWNLOAD, frame_id, frame_meta, prepare
 
@@ -127,7 +127,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
         library = extract_footprints(frames)
         lib_sizes[split] = len(library)
         ids = []
-        for f in frames:
+        for f in stage(frames, f"pasting footprints ({split})", progress):
             if f.rejected:
                 continue
             clean = f.image_e - (f.cr_charge if f.cr_charge is not None else 0.0)

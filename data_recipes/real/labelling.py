@@ -37,6 +37,8 @@ from scipy import ndimage
 from crbench.errors import DatasetError
 from crbench.truth import TruthRule, apply_truth_rule, present_from_seeds, seed_grow_rule
 
+from ._common import stage
+
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -106,7 +108,7 @@ def _prep_for_correlation(frame: np.ndarray, static: np.ndarray | None) -> np.nd
 
 
 def register_series(frames: np.ndarray, *, reference: int | None = None, static: np.ndarray | None = None,
-                    upsample: int = 20) -> np.ndarray:
+                    upsample: int = 20, progress: bool = False) -> np.ndarray:
     """Shifts that align every frame onto a reference frame.
 
     Parameters
@@ -121,6 +123,8 @@ def register_series(frames: np.ndarray, *, reference: int | None = None, static:
         median of drifting frames would keep smeared stars and bias the shifts).
     upsample : int
         Sub-pixel precision 1/upsample.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def register_series(frames: np.ndarray, *, reference: int | None = None, static:
     ref = n // 2 if reference is None else int(reference)
     ref_img = _prep_for_correlation(frames[ref], static)
     shifts = np.zeros((n, 2))
-    for j in range(n):
+    for j in stage(range(n), "series model: aligning", progress):
         if j == ref:
             continue
         mov = _prep_for_correlation(frames[j], static)
@@ -171,10 +175,11 @@ def sky_levels(frames: np.ndarray) -> np.ndarray:
     return np.median(np.asarray(frames).reshape(len(frames), -1), axis=1)
 
 
-def aligned_median(frames: np.ndarray, shifts: np.ndarray, *, order: int = 1) -> np.ndarray:
+def aligned_median(frames: np.ndarray, shifts: np.ndarray, *, order: int = 1, progress: bool = False) -> np.ndarray:
     """Median of the sky-subtracted frames aligned onto the reference (NaN where no frame covers)."""
     sky = sky_levels(frames)
-    stack = np.stack([shift_image(f - s, sh, order=order) for f, s, sh in zip(frames, sky, shifts)])
+    stack = np.stack([shift_image(f - s, sh, order=order) for f, s, sh in
+                      stage(zip(frames, sky, shifts), "series model: sky model", progress, total=len(frames))])
     with np.errstate(all="ignore"):
         import warnings
 
@@ -183,7 +188,8 @@ def aligned_median(frames: np.ndarray, shifts: np.ndarray, *, order: int = 1) ->
             return np.nanmedian(stack, axis=0)
 
 
-def static_pattern(frames: np.ndarray, shifts: np.ndarray, sky_model: np.ndarray, *, order: int = 1) -> np.ndarray:
+def static_pattern(frames: np.ndarray, shifts: np.ndarray, sky_model: np.ndarray, *, order: int = 1,
+                   progress: bool = False) -> np.ndarray:
     """Static detector pattern: per-pixel median of (frame - sky - sky model moved to the frame).
 
     Hot pixels and fixed bias structure stay at the same detector pixel while the sky drifts, so they
@@ -192,7 +198,8 @@ def static_pattern(frames: np.ndarray, shifts: np.ndarray, sky_model: np.ndarray
     sky = sky_levels(frames)
     model = np.nan_to_num(sky_model, nan=0.0)
     res = np.stack([f - s - np.nan_to_num(shift_image(model, -sh, order=order), nan=0.0)
-                    for f, s, sh in zip(frames, sky, shifts)])
+                    for f, s, sh in stage(zip(frames, sky, shifts), "series model: static pattern", progress,
+                                          total=len(frames))])
     return np.median(res, axis=0).astype(np.float32)
 
 
@@ -218,7 +225,7 @@ def _clipped_var(x: np.ndarray, nsig: float = 4.0, iters: int = 5) -> float:
 def estimate_noise(frames_adu: np.ndarray, *, gain: float | None = None, read_noise: float | None = None,
                    bias: float | None = None, sky_model: np.ndarray | None = None,
                    shifts: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                   fallback_gain: float = 1.0) -> NoiseModel:
+                   fallback_gain: float = 1.0, progress: bool = False) -> NoiseModel:
     """Gain, read noise and bias of a series, from the data where not given.
 
     With an aligned ``sky_model`` (sky-subtracted, reference coordinates) and ``shifts``, each
@@ -241,6 +248,8 @@ def estimate_noise(frames_adu: np.ndarray, *, gain: float | None = None, read_no
         Detector pixels not to use (hot pixels).
     fallback_gain : float
         Gain used when the sky does not vary enough to measure the slope.
+    progress : bool
+        Show a progress bar.
     """
     from scipy.stats import theilslopes
 
@@ -255,7 +264,7 @@ def estimate_noise(frames_adu: np.ndarray, *, gain: float | None = None, read_no
     if sky_model is not None and shifts is not None:
         model = np.asarray(sky_model, np.float32)
         faint_thr = np.nanpercentile(model, 60)
-        for j in range(n):
+        for j in stage(range(n), "series model: noise", progress):
             mj = shift_image(np.nan_to_num(model, nan=np.inf), -np.asarray(shifts[j]))
             ok = use & np.isfinite(mj) & (mj <= faint_thr)
             r = frames[j] - levels[j] - np.where(np.isfinite(mj), mj, 0.0)
@@ -613,20 +622,22 @@ class SeriesModel:
 
 
 def fit_series_model(frames_adu: np.ndarray, *, params: LabelParams | None = None,
-                     noise: NoiseModel | None = None, shifts: np.ndarray | None = None) -> SeriesModel:
-    """Align a series, build its sky model and static pattern, and estimate its noise model."""
+                     noise: NoiseModel | None = None, shifts: np.ndarray | None = None,
+                     progress: bool = False) -> SeriesModel:
+    """Align a series, build its sky model and static pattern, and estimate its noise model
+    (``progress``: one named bar per step)."""
     p = params or LabelParams()
     raw = np.asarray(frames_adu, np.float32)
     if shifts is None:
-        shifts = register_series(raw, upsample=p.upsample)
+        shifts = register_series(raw, upsample=p.upsample, progress=progress)
     shifts = np.asarray(shifts, float)
-    sky_model_adu = aligned_median(raw, shifts, order=p.interpolation_order)
-    static_adu = static_pattern(raw, shifts, sky_model_adu, order=p.interpolation_order)
+    sky_model_adu = aligned_median(raw, shifts, order=p.interpolation_order, progress=progress)
+    static_adu = static_pattern(raw, shifts, sky_model_adu, order=p.interpolation_order, progress=progress)
     clean = raw - static_adu
     if noise is None:
         hot_rough = np.abs(static_adu) > 5 * _robust_sigma(static_adu) + 1
         noise = estimate_noise(clean, sky_model=sky_model_adu, shifts=shifts,
-                               exclude=ndimage.binary_dilation(hot_rough, iterations=1))
+                               exclude=ndimage.binary_dilation(hot_rough, iterations=1), progress=progress)
     return SeriesModel(shifts=shifts, sky_model_adu=sky_model_adu, static_adu=static_adu,
                        sky_adu=sky_levels(clean), noise=noise)
 
@@ -641,7 +652,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
                  noise: NoiseModel | None = None, blocks: Sequence[Sequence[int]] | None = None,
                  shifts: np.ndarray | None = None, n_exposures: int = 2,
                  injected: np.ndarray | None = None, model: "SeriesModel | None" = None,
-                 progress: bool = False) -> SeriesLabels:
+                 progress: bool = False, stage_name: str = "labelling") -> SeriesLabels:
     """Label CRs in every frame of a series of one field.
 
     Parameters
@@ -664,7 +675,9 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
     model : SeriesModel, optional
         A model fitted before (:func:`fit_series_model`); saves the alignment and noise fits.
     progress : bool
-        Show a progress bar.
+        Show progress bars (``<stage_name>: seeds`` and ``<stage_name>: masks``).
+    stage_name : str
+        Name of this labelling pass in the progress bars (e.g. the label-quality rerun).
 
     Returns
     -------
@@ -680,7 +693,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
     if injected is not None:
         raw = raw + np.asarray(injected, np.float32)
     if model is None:
-        model = fit_series_model(raw, params=p, noise=noise, shifts=shifts)
+        model = fit_series_model(raw, params=p, noise=noise, shifts=shifts, progress=progress)
     shifts = model.shifts
     sky_model_adu, static_adu, noise = model.sky_model_adu, model.static_adu, model.noise
     frames_adu_clean = raw - static_adu
@@ -710,24 +723,14 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
 
     # pass 1: seeds of every frame (detector coordinates) for the hot/flickering pixel veto
     seed_stack = np.zeros((n, h, w), bool)
-    it: Any = order
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(order, desc="labelling: seeds", unit="frame")
-    for i in it:
+    for i in stage(order, f"{stage_name}: seeds", progress):
         seed_stack[i] = (compare(i)[2] > p.seed_snr) & ~shift_mask(src_ref, -shifts[i])
     veto = hot_pixel_veto(seed_stack, static_e, frame_sigma, p)
     del seed_stack
 
     # pass 2: growth, components, masks
     results: dict[int, FrameLabel] = {}
-    it = order
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(order, desc="labelling: masks", unit="frame")
-    for i in it:
+    for i in stage(order, f"{stage_name}: masks", progress):
         cidx, aligned, snr, med, valid = compare(i)
         src_i = shift_mask(src_ref, -shifts[i])
         seeds, grown = seeds_and_growth(snr, p)

@@ -19,7 +19,7 @@ from crbench.dataset import Dataset, write_dataset
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 
-from ._common import check_options, read_fits_image, time_blocks
+from ._common import check_options, read_fits_image, stage, time_blocks
 from .labelling import LabelParams, SeriesLabels, SeriesModel, fit_series_model, label_series
 
 NAME = "microobs-hatp32"
@@ -34,7 +34,8 @@ CAVEATS = ("Labels come from a multi-exposure noise-model comparison, not from a
            "none stated (NASA Exoplanet Watch sample data): reference by URL, do not redistribute derived files.")
 
 
-def load_series(folder: Path, n_frames: int | None = None) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+def load_series(folder: Path, n_frames: int | None = None, *, progress: bool = False
+                ) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
     """The series as an (N, H, W) float32 ADU stack in time order, with file names and headers."""
     files = sorted(Path(folder).glob("HATP-32*.FITS"))
     if not files:
@@ -42,7 +43,7 @@ def load_series(folder: Path, n_frames: int | None = None) -> tuple[np.ndarray, 
 
         raise DatasetError(f"{folder}: no HATP-32*.FITS frames; run 'crbench datasets download {DOWNLOAD}'")
     items = []
-    for f in files:
+    for f in stage(files, "reading frames", progress):
         data, hdr = read_fits_image(f)
         items.append((str(hdr.get("UT-OBS", f.name)), f.name, data, hdr))
     items.sort(key=lambda t: t[0])
@@ -63,10 +64,10 @@ def prepare(n_frames: int | None, exposures: int, *, progress: bool, params: Lab
     from crbench.download import download
 
     folder = download(DOWNLOAD, progress=progress)
-    cube, names, headers = load_series(folder, n_frames)
+    cube, names, headers = load_series(folder, n_frames, progress=progress)
     p = params or LabelParams(saturation_adu=SATURATION_ADU)
     blocks = time_blocks(len(cube))
-    model = fit_series_model(cube, params=p)
+    model = fit_series_model(cube, params=p, progress=progress)
     labels = label_series(cube, params=p, blocks=list(blocks.values()), model=model, n_exposures=exposures,
                           progress=progress)
     return cube, names, headers, blocks, model, labels

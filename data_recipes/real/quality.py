@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from crbench.sample import MORPHOLOGIES
 
-from ._common import simulate_cr_layer
+from ._common import simulate_cr_layer, stage
 from .labelling import EIGHT, LabelParams, SeriesLabels, SeriesModel, classify_morphology, label_series
 
 
@@ -47,6 +47,8 @@ def measure_label_quality(frames_adu: np.ndarray, clean: SeriesLabels, *, model:
         Random seed of the injection.
     preset : str
         Simulator preset.
+    progress : bool
+        Show progress bars, named ``label quality: ...`` (this is the build's second labelling pass).
 
     Returns
     -------
@@ -61,7 +63,7 @@ def measure_label_quality(frames_adu: np.ndarray, clean: SeriesLabels, *, model:
     layers = {}
     labelled_idx = [f.index for f in clean.frames]
     generator = ""
-    for i in labelled_idx:
+    for i in stage(labelled_idx, "label quality: injecting simulated CRs", progress):
         sky_e = max((model.sky_adu[i] - model.noise.bias) * g, 0.0)
         layer = simulate_cr_layer(rng, (h, w), exptime, noise_sigma=float(np.sqrt(rn ** 2 + sky_e)),
                                   preset=preset, rate_scale=rate_boost)
@@ -69,7 +71,7 @@ def measure_label_quality(frames_adu: np.ndarray, clean: SeriesLabels, *, model:
         layers[i] = layer
         generator = layer.generator
     inj = label_series(raw, params=params, blocks=blocks, model=model, injected=injected,
-                       n_exposures=0, progress=progress)
+                       n_exposures=0, progress=progress, stage_name="label quality: relabelling")
     by_index = {f.index: f for f in inj.frames}
     clean_by = {f.index: f for f in clean.frames}
     tot = {"inj_valid": 0, "inj_lab": 0, "inj_all": 0, "inj_ignored": 0, "new_lab": 0, "new_true": 0}

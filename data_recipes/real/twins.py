@@ -19,7 +19,7 @@ from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 from crbench.truth import DEFAULT_RULE as TRUTH_RULE
 
-from ._common import check_options, simulate_cr_layer
+from ._common import check_options, simulate_cr_layer, stage
 from .labelling import border_mask
 from .microobs import DOWNLOAD, EXPTIME, frame_id, frame_meta, prepare
 
@@ -85,7 +85,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
     samples = []
     for split, idx in blocks.items():
         ids = []
-        for i in idx:
+        for i in stage(idx, f"simulating twins ({split})", progress):
             f = by_index[i]
             if f.rejected:
                 continue
