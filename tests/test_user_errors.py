@@ -157,7 +157,7 @@ def test_deeply_nested_results_json(tmp_path, capsys):
     for argv in (["compare", str(deep), str(deep)], ["plot", str(deep), "--out", str(tmp_path / "figs")],
                  ["leaderboard", "submit", str(deep), "--entries", str(tmp_path / "entries")]):
         line = one_error(capsys, argv)
-        assert f"{deep}: JSON nested too deeply" in line
+        assert str(deep) in line and ("JSON nested too deeply" in line or "JSON nested deeper than" in line), line
 
 
 def test_deeply_nested_dataset_card_given_to_score_predictions(tmp_path, capsys):
