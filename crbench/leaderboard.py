@@ -24,6 +24,7 @@ import numpy as np
 from .atomic import write_text
 from .errors import CRBenchError
 from .sample import MORPHOLOGIES
+from .metrics.operating import same_operating_point
 from .schema import read_results_json, validate_results
 
 ASSETS = Path(__file__).parent / "leaderboard_assets"
@@ -65,7 +66,7 @@ CURVE_POINTS = 300
 
 
 #: Operating-point rule of leaderboard entries (as the harness records it in ``summary.op_rule``).
-STANDARD_OP_RULE = "fpr:0.0005"
+STANDARD_OP_RULE = "fpr:5e-4"
 
 
 def standard_conventions() -> dict[str, str]:
@@ -260,7 +261,7 @@ def submit(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEF
                                 f"leaderboard compares detectors under the crbench protocol ({key}={want!r}); "
                                 "score again without --protocol/--dilation/--ignore/--pooling")
         rule = run["summary"].get("op_rule")
-        if rule is not None and rule != STANDARD_OP_RULE:
+        if rule is not None and not same_operating_point(rule, STANDARD_OP_RULE):
             problems.append(f"{p}: $.runs[{i}].summary.op_rule: {rule!r}; leaderboard entries use the operating "
                             f"point {STANDARD_OP_RULE!r} (the default of crbench evaluate)")
         failed = run["provenance"].get("failed_samples") or {}
