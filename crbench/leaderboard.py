@@ -61,6 +61,8 @@ MORPH_COLUMNS: list[tuple[str, str, int | None]] = [
     ("recall_charge90", "Recall (90% charge)", 3),
     ("pixel_tpr_at_fpr_5e-4", "Pixel TPR@FPR 5e-4", 3),
 ]
+#: Columns measured at the operating point (not reached together when ``summary.op_status`` says so).
+OP_COLUMNS = ("recall_half", "fpr_sources")
 #: Curve points kept per entry (the page embeds every curve).
 CURVE_POINTS = 300
 
@@ -321,17 +323,25 @@ def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
             if key in row or key == "rank":
                 continue
             row[key] = s.get(key) if digits is None else _num(s.get(key))
+            why = s.get(f"{key}_status") or (s.get("op_status") if key in OP_COLUMNS else None)
+            if digits is not None and row[key] is None and isinstance(why, str) and why.startswith("not reached"):
+                row[f"{key}_status"] = why
             if digits is not None and key not in NO_INTERVAL:
                 lo, hi = _num(s.get(f"{key}_lo")), _num(s.get(f"{key}_hi"))
                 if lo is not None and hi is not None:
                     row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        not_comparable = set((e.run.get("provenance") or {}).get("not_comparable") or [])
+        row["_rank_by"] = {k: (None if k in not_comparable else row.get(k)) for k in (RANK_METRIC, "ap")}
         rows.append(row)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)
     for grp in groups.values():
-        grp.sort(key=lambda r: (-(r.get(RANK_METRIC) if r.get(RANK_METRIC) is not None else -1),
-                                -(r.get("ap") if r.get("ap") is not None else -1), r["detector"]))
+        # columns a run's protocol marks not comparable (provenance.not_comparable) never rank it
+        grp.sort(key=lambda r: (-(r["_rank_by"][RANK_METRIC] if r["_rank_by"][RANK_METRIC] is not None else -1),
+                                -(r["_rank_by"]["ap"] if r["_rank_by"]["ap"] is not None else -1), r["detector"]))
+    for r in rows:
+        del r["_rank_by"]
         for i, r in enumerate(grp, 1):
             r["rank"] = i
     return sorted(rows, key=lambda r: (r["dataset"], r["split"], r["rank"]))
@@ -340,7 +350,7 @@ def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 def _fmt(row: dict[str, Any], key: str, digits: int | None) -> str:
     v = row.get(key)
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
+        return "not reached" if str(row.get(f"{key}_status", "")).startswith("not reached") else "–"
     if digits is None:
         return str(v)
 
