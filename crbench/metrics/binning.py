@@ -93,24 +93,21 @@ class Binning:
         s = np.asarray(scores, dtype=np.float32)
         if self.kind == "asinh":
             s = np.arcsinh(s / np.float32(self.scale))
-        idx = (s - np.float32(t_lo)) * np.float32(step)
+        with np.errstate(over="ignore", invalid="ignore"):
+            idx = (s - np.float32(t_lo)) * np.float32(step)
         np.clip(idx, 0, self.n_bins - 1, out=idx)
         return idx.astype(np.int32)
 
     def lower_edges(self) -> np.ndarray:
         """Score value at the lower edge of each bin (the threshold that bin starts).
 
-        For ``'prob'`` the edge is the smallest float32 score in the bin, so for float32 scores
-        ``score >= edges[b]`` holds exactly when ``index(score) >= b`` (bins no float32 value maps
-        to repeat the next edge up).
+        The edge is the smallest float32 score in the bin (bin 0: ``lo``, it takes everything
+        below), so for float32 scores ``score >= edges[b]`` holds exactly when ``index(score) >= b``
+        (bins no float32 value maps to repeat the next edge up).
         """
         if self.kind == "prob":
             return _prob_edges().copy()
-        t_lo, t_hi = self._transform(self.lo), self._transform(self.hi)
-        t = t_lo + (t_hi - t_lo) * np.arange(self.n_bins) / self.n_bins
-        if self.kind == "asinh":
-            return np.sinh(t) * self.scale
-        return t
+        return _float32_edges(self).copy()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +142,39 @@ def _prob_index(scores: np.ndarray) -> np.ndarray:
     key = np.where(bits >= cut, (bits >> shift) - (cut >> shift) + n_coarse, bits >> 23)
     side = _side_bins()
     return np.where(high, 2 * side - 1 - key, key).astype(np.int32)
+
+
+def _f32_key(v: np.ndarray) -> np.ndarray:
+    """Order-preserving int64 key of float32 values (finite, -0.0 == 0.0)."""
+    b = np.asarray(v, np.float32).view(np.uint32).astype(np.int64)
+    return np.where(b >= 2**31, -(b & 0x7FFFFFFF), b)
+
+
+def _f32_from_key(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, np.int64)
+    bits = np.where(k >= 0, k, (-k) | 2**31).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _float32_edges(binning: "Binning") -> np.ndarray:
+    """Smallest float32 of each bin of a linear/asinh binning, by bisection over float32 order."""
+    n = binning.n_bins
+    big = np.float32(np.finfo(np.float32).max)
+    b = np.arange(n)
+    lo = np.full(n, int(_f32_key(np.array([-big]))[0]) - 1, np.int64)  # index(lo) < b (virtual -inf)
+    hi = np.full(n, int(_f32_key(np.array([big]))[0]), np.int64)      # index(hi) = n - 1 >= b
+    while True:
+        live = hi - lo > 1
+        if not live.any():
+            break
+        mid = (lo + hi) // 2
+        up = binning.index(_f32_from_key(mid)) >= b
+        hi = np.where(live & up, mid, hi)
+        lo = np.where(live & ~up, mid, lo)
+    edges = _f32_from_key(hi).astype(np.float64)
+    edges[0] = binning.lo
+    return edges
 
 
 @lru_cache(maxsize=1)
