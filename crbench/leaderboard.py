@@ -340,10 +340,10 @@ def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
         # columns a run's protocol marks not comparable (provenance.not_comparable) never rank it
         grp.sort(key=lambda r: (-(r["_rank_by"][RANK_METRIC] if r["_rank_by"][RANK_METRIC] is not None else -1),
                                 -(r["_rank_by"]["ap"] if r["_rank_by"]["ap"] is not None else -1), r["detector"]))
-    for r in rows:
-        del r["_rank_by"]
         for i, r in enumerate(grp, 1):
             r["rank"] = i
+    for r in rows:
+        del r["_rank_by"]
     return sorted(rows, key=lambda r: (r["dataset"], r["split"], r["rank"]))
 
 
