@@ -404,14 +404,16 @@ def markdown(entries: Sequence[Entry]) -> str:
                 for name in MORPHOLOGIES:
                     row = next((x for x in m if x.get("morphology") == name), None)
                     v = _num(row.get("recall_half")) if row else None
+                    op_status = str(by_id[r["id"]].run["summary"].get("op_status") or "")
                     if v is None:
-                        cells.append("–")
+                        cells.append("not reached" if row and op_status.startswith("not reached") else "–")
                     else:
                         text = f"{v:.3f}"
                         lo, hi = _num(row.get("recall_half_lo")), _num(row.get("recall_half_hi"))
                         if lo is not None and hi is not None:
                             text += f" [{lo:.3f}, {hi:.3f}]"
-                        cells.append(f"{text} (n={int(row.get('n_crs', 0))})" if row.get("n_crs") is not None
+                        small = ", too few to rank" if row.get("rankable") is False else ""
+                        cells.append(f"{text} (n={int(row.get('n_crs', 0))}{small})" if row.get("n_crs") is not None
                                      else text)
                 lines.append(f"| {_md_escape(r['detector'])} | " + " | ".join(cells) + " |")
         lines.append("")
