@@ -697,7 +697,7 @@ def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: C
                         "chosen_on": op.get("chosen_on"), "validation": (op.get("validation") or {}).get(name),
                         "metrics": m, "sources_by_snr": _by_snr(stacks, t)}
     t_sel = thresholds[rule]
-    summary["op_rule"] = canonical_operating_point(f"fpr:{target!r}" if rule == "fpr" else "dice")
+    summary["op_rule"] = canonical_operating_point(f"fpr:{float(target)!r}" if rule == "fpr" else "dice")
     summary["op_chosen_on"] = str(op.get("chosen_on"))
     summary["op_threshold"] = points[rule]["threshold"]
     summary.update(points[rule]["metrics"])

@@ -21,7 +21,7 @@ def _adversarial(seed: int, n: int, kind: str):
     if kind == "constant":
         return np.full(n, np.float32(rng.choice([0.0, 0.5, 1.0]))), y
     if kind == "top":  # a confident network: most CRs and some negatives in the last few float32 values
-        k = np.where(y, rng.integers(0, 3, n), rng.geometric(0.02, n) - 1)
+        k = np.where(y, rng.integers(0, 3, n), rng.geometric(0.02, n) * (rng.random(n) > 2e-5))
         s = np.float32(1.0) - k.astype(np.float32) * ULP1
     elif kind == "bottom":  # everything within 1e-7 of 0, distinct float32 values
         s = (rng.random(n) * 1e-7 * np.where(y, 1.0, 0.6)).astype(np.float32)
