@@ -104,7 +104,7 @@ def run_crbench(scores: np.ndarray, samples, full: bool) -> float:
                       thresholds=(("dice", t_dice), ("fpr", t_fpr)) if full else ())
     recs = [compute_record(scores[i], s, spec) for i, s in enumerate(samples)]
     if full:
-        red = reduce_run(recs, b, conv, op={"rule": "fpr", "thresholds": {"fpr": 29000, "dice": 30000}})
+        red = reduce_run(recs, b, conv, op={"rule": "fpr", "thresholds": {"fpr": t_fpr, "dice": t_dice}})
         return float(red["summary"]["ap"])
     pos = np.sum([r.pos for r in recs], axis=0)
     neg = np.sum([r.neg for r in recs], axis=0)
