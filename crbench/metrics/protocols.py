@@ -42,11 +42,14 @@ def cosmic_conn_mean_dice(POS: np.ndarray, NEG: np.ndarray, edges: np.ndarray, w
     NEG = np.atleast_2d(np.asarray(NEG, np.float64))
     w = np.ones(len(POS)) if w is None else np.asarray(w, np.float64)
     n_ref = POS.sum(axis=1)
+    # counts of bins whose lower edge is > t, per image, from cumulative sums from the top
+    cols = np.searchsorted(np.asarray(edges, np.float64), thresholds, side="right")
+    top_pos = np.concatenate([np.cumsum(POS[:, ::-1], axis=1)[:, ::-1], np.zeros((len(POS), 1))], axis=1)
+    top_neg = np.concatenate([np.cumsum(NEG[:, ::-1], axis=1)[:, ::-1], np.zeros((len(NEG), 1))], axis=1)
     out = np.empty(len(thresholds))
     for i, t in enumerate(thresholds):
-        above = edges > t
-        tp = POS[:, above].sum(axis=1)
-        pred = tp + NEG[:, above].sum(axis=1)
+        tp = top_pos[:, cols[i]]
+        pred = tp + top_neg[:, cols[i]]
         if t >= 1:  # truth > 1 is empty
             tp, ref = np.zeros_like(tp), np.zeros_like(n_ref)
         else:
