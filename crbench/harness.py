@@ -571,6 +571,8 @@ def _op_metrics(stacks: _Stacks, w: np.ndarray, t: int, name: str) -> dict[str, 
 
 def _wilson_columns(row: dict[str, Any]) -> None:
     """``<rule>_lo``/``_hi`` Wilson 95% intervals of the per-CR recalls (found out of n_crs)."""
+    if "n_crs" not in row:
+        return
     n = row.get("n_crs")
     for rule, _ in PER_CR_RULES:
         k = row.get(f"{rule}_found")
