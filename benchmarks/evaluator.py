@@ -99,11 +99,12 @@ def run_sklearn(scores: np.ndarray, truth: np.ndarray) -> float:
 def run_crbench(scores: np.ndarray, samples, full: bool) -> float:
     b = Binning.for_range((0.0, 1.0))
     conv = Conventions()
+    t_dice, t_fpr = (int(t) for t in b.index(np.array([30000 / 32768, 29000 / 32768], np.float32)))
     spec = RecordSpec(b, conv, per_cr=full, sources=full,
-                      thresholds=(("dice", 30000), ("fpr", 29000)) if full else ())
+                      thresholds=(("dice", t_dice), ("fpr", t_fpr)) if full else ())
     recs = [compute_record(scores[i], s, spec) for i, s in enumerate(samples)]
     if full:
-        red = reduce_run(recs, b, conv, op={"rule": "fpr", "thresholds": {"fpr": 29000, "dice": 30000}})
+        red = reduce_run(recs, b, conv, op={"rule": "fpr", "thresholds": {"fpr": t_fpr, "dice": t_dice}})
         return float(red["summary"]["ap"])
     pos = np.sum([r.pos for r in recs], axis=0)
     neg = np.sum([r.neg for r in recs], axis=0)
@@ -140,7 +141,8 @@ def main(argv=None) -> int:
     print(f"scikit-learn roc_curve + precision_recall_curve + average_precision_score: {t_sk:.2f} s, "
           f"peak {m_sk:.0f} MiB")
     ap_cb, t_cb, m_cb = measure(run_crbench, scores, samples, False)
-    print(f"crbench binned pixel metrics (32768 bins): {t_cb:.3f} s, peak {m_cb:.0f} MiB")
+    b = Binning.for_range((0.0, 1.0))
+    print(f"crbench binned pixel metrics ({b.n_bins} {b.kind!r} bins): {t_cb:.3f} s, peak {m_cb:.0f} MiB")
     ap_full, t_full, m_full = measure(run_crbench, scores, samples, True)
     print(f"crbench with per-morphology + per-CR + sources + FP components: {t_full:.3f} s, peak {m_full:.0f} MiB")
     print(f"AP: scikit-learn {ap_sk:.6f}, crbench {ap_cb:.6f}, difference {abs(ap_sk - ap_cb):.2e} "

@@ -4,8 +4,8 @@
   (FPR measured undilated), as deepCR's paper; ``'both'`` = dilated prediction for TPR and FPR.
   Dilating a thresholded mask equals thresholding the 3x3 maximum filter of the score, so every
   threshold of the curve gets the convention exactly.
-- ``ignore``: ``'exclude'`` (ignore pixels are in no count) or ``'as-negative'`` (Cosmic-CoNN:
-  prediction and truth multiplied by 1 - ignore, so ignore pixels become true negatives).
+- ``ignore``: ``'exclude'`` (ignore pixels are in no count) or ``'as-negative'`` (deepCR and
+  Cosmic-CoNN: prediction and truth multiplied by 1 - ignore, so ignore pixels become true negatives).
 - ``pooling``: ``'pooled'`` (confusion counts summed over images) or ``'per-image'`` (each summary
   number averaged over images).
 - ``halo``: what the halo pixels (CR charge above 1 sigma failing the truth rule, :mod:`crbench.truth`)
@@ -23,7 +23,13 @@ Details fixed by the hand-computed cases in ``tests/test_conventions.py``:
 - with ``as-negative``, an ignored pixel is a negative at the lowest score (prediction times
   ``1 - ignore``) and an ignored CR pixel is no positive (truth times ``1 - ignore``);
 - per-CR, per-morphology and source metrics are always pooled over instances and sources; the
-  ``pooling`` convention applies to the pixel-level summary numbers.
+  ``pooling`` convention applies to the pixel-level summary numbers;
+- ``protocol='cosmic-conn'`` also takes Cosmic-CoNN's summary rules (per-image mean Dice over
+  ``linspace(0, 1, 51)``, step-rule TPR at FPR, nearest-point precision at recall;
+  :mod:`crbench.metrics.protocols`);
+- dilating true positives but not false positives (``dilation='deepcr'``) inflates every number
+  that mixes the two (AP, precision, Dice): those columns are listed by
+  :meth:`Conventions.not_comparable`, recorded in the run's provenance and never ranked on.
 """
 from __future__ import annotations
 
@@ -56,14 +62,26 @@ class Conventions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def not_comparable(self) -> list[str]:
+        """Result columns that are not comparable across detectors under these conventions."""
+        if self.dilation != "deepcr":
+            return []
+        return list(NOT_COMPARABLE_UNDER_TP_DILATION)
+
+
+#: Columns inflated when true positives are dilated and false positives are not.
+NOT_COMPARABLE_UNDER_TP_DILATION = ("ap", "precision_at_recall_0.95", "precision_at_recall_0.99", "best_dice",
+                                    "op_precision", "op_dice")
+
 
 #: Presets reproducing the anchors' published protocols (anchors.md).
 PROTOCOLS: dict[str, Conventions] = {
     "crbench": Conventions(),
-    # deepCR paper: pooled counts, bad pixels removed from prediction and truth, TPR after 3x3 dilation,
-    # FPR before it.
-    "deepcr": Conventions(dilation="deepcr", ignore="exclude", pooling="pooled", protocol="deepcr"),
-    # Cosmic-CoNN: pooled sklearn curves with prediction and truth multiplied by (1 - ignore).
+    # deepCR paper and deepCR/evaluate.py: pooled counts, prediction and truth multiplied by (1 - ignore)
+    # (ignored pixels are true negatives), TPR after 3x3 dilation, FPR before it.
+    "deepcr": Conventions(dilation="deepcr", ignore="as-negative", pooling="pooled", protocol="deepcr"),
+    # Cosmic-CoNN: pooled sklearn curves with prediction and truth multiplied by (1 - ignore); its own
+    # Dice / TPR-at-FPR / precision-at-recall rules (crbench.metrics.protocols).
     "cosmic-conn": Conventions(dilation="none", ignore="as-negative", pooling="pooled", protocol="cosmic-conn"),
 }
 

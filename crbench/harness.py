@@ -41,10 +41,14 @@ from .detectors.registry import get_detector
 from .errors import CRBenchError, DatasetError, DependencyError, DetectorError, UsageError
 from .metrics import Binning, curve_from_histograms, summarize
 from .metrics.bootstrap import interval, replicate_weights
-from .metrics.instances import (charge_histogram_from_pixels, cr_pixel_charge, fp_components, fp_components_sparse,
-                                instance_table_from_pixels)
+from .metrics.instances import (PER_CR_RULES, charge_histogram_from_pixels, cr_pixel_charge, fp_components,
+                                fp_components_sparse, instance_table_from_pixels, per_cr_recall)
+from .metrics.operating import (canonical_operating_point, choose_threshold, parse_operating_point,  # noqa: F401
+                                rates_at, reached, threshold_value)
+from .metrics.protocols import protocol_summary
 from .metrics.sources import SNR_EDGES, source_table
-from .metrics.summary import tpr_at_fpr
+from .metrics.summary import NOT_REACHED, tpr_at_fpr
+from .metrics.wilson import MIN_RANKABLE_CRS, wilson_interval
 from .results import MORPHOLOGY_COLUMNS, Results, run_meta  # noqa: F401 (re-exported)
 from .sample import MORPHOLOGIES, Sample
 
@@ -52,6 +56,9 @@ from .sample import MORPHOLOGIES, Sample
 DEFAULT_OPERATING_POINT = "fpr:5e-4"
 #: FPR of the per-morphology pixel TPR column.
 MORPHOLOGY_FPR = 5e-4
+#: An operating point's achieved FPR is flagged (``op_fpr_off_target``) when it differs from the
+#: target by more than this fraction of the target.
+OP_FPR_TOLERANCE = 0.25
 #: PSF FWHM (pixels) used for sources when a sample's meta has none.
 DEFAULT_FWHM = 2.0
 
@@ -457,43 +464,6 @@ def _collect(runner: _Runner, det: Detector, ds: Dataset, ids: Sequence[str], sp
 
 
 # ------------------------------------------------------------------------------- reduction
-def _cum_from_top(h: np.ndarray) -> np.ndarray:
-    """``out[t] = sum(h[t:])`` for t in 0..n (length n + 1)."""
-    return np.r_[np.cumsum(h[::-1])[::-1], 0]
-
-
-def choose_threshold(pos: np.ndarray, neg: np.ndarray, rule: str, target_fpr: float | None = None) -> int:
-    """Bin threshold (flag bins ``>= t``) for a rule on pooled histograms.
-
-    ``'fpr'``: the loosest threshold whose FPR does not exceed ``target_fpr``; ``'dice'``: the
-    threshold of the best Dice coefficient (the strictest among ties).
-    """
-    tp, fp = _cum_from_top(np.asarray(pos, np.float64)), _cum_from_top(np.asarray(neg, np.float64))
-    n_pos, n_neg = tp[0], fp[0]
-    if rule == "fpr":
-        ok = np.nonzero(fp <= target_fpr * n_neg + 1e-9)[0] if n_neg else np.array([0])
-        return int(ok[0])
-    if rule == "dice":
-        dice = 2 * tp / np.maximum(tp + fp + n_pos, 1)
-        return int(np.nonzero(dice == dice.max())[0][-1])
-    raise UsageError(f"unknown operating-point rule {rule!r}; use 'fpr:<target>' or 'dice'")
-
-
-def parse_operating_point(text: str) -> tuple[str, float | None]:
-    """``'fpr:5e-4'`` -> ``('fpr', 5e-4)``; ``'dice'`` -> ``('dice', None)``."""
-    t = str(text).strip().lower()
-    if t == "dice":
-        return "dice", None
-    if t.startswith("fpr:"):
-        try:
-            f = float(t[4:])
-        except ValueError:
-            f = -1.0
-        if 0 <= f <= 1:
-            return "fpr", f
-    raise UsageError(f"operating point {text!r} is not 'dice' or 'fpr:<target in [0, 1]>' (e.g. 'fpr:5e-4')")
-
-
 class _Stacks:
     """The records of one run, stacked for weighted reduction (weights = bootstrap replicate)."""
 
@@ -542,18 +512,25 @@ class _Stacks:
 
 
 def _pixel_summary(stacks: _Stacks, w: np.ndarray, binning: Binning, conventions: Conventions,
-                   per_image: list[dict[str, float]] | None) -> tuple[Any, dict[str, float]]:
+                   per_image: list[dict[str, Any]] | None, floor_point: bool = False) -> tuple[Any, dict[str, Any]]:
     pos, neg = stacks.pos_neg(w)
     curve = curve_from_histograms(np.rint(pos).astype(np.int64), np.rint(neg).astype(np.int64), binning)
+    floor = floor_point and (pos[0] + neg[0]) > 0
     if conventions.pooling == "pooled" or per_image is None:
-        summary = summarize(curve)
+        summary = summarize(curve, floor_point=floor)
     else:
-        keys = per_image[0].keys()
         summary = {}
-        for k in keys:
+        for k, v0 in per_image[0].items():
+            if isinstance(v0, (str, bool)):
+                continue
             v = np.array([p[k] for p in per_image], dtype=float)
             ok = np.isfinite(v) & (w > 0)
             summary[k] = float(np.sum(v[ok] * w[ok]) / np.sum(w[ok])) if ok.any() else float("nan")
+            if not ok.any():
+                summary[f"{k}_status"] = f"{NOT_REACHED} on any image"
+        summary["roc_auc_extrapolated"] = bool(floor)
+    summary.update(protocol_summary(conventions.protocol, curve, stacks.POS, stacks.NEG, binning.lower_edges(), w))
+    summary = {k: v for k, v in summary.items() if not (k.endswith("_status") and v == "ok")}
     n_pos, n_all = pos.sum(), pos.sum() + neg.sum()
     summary["cr_pixel_fraction"] = float(n_pos / n_all) if n_all else float("nan")
     mpix = float(w @ stacks.npix) / 1e6
@@ -561,52 +538,59 @@ def _pixel_summary(stacks: _Stacks, w: np.ndarray, binning: Binning, conventions
     return curve, summary
 
 
-def _rates_at(pos: np.ndarray, neg: np.ndarray, t: int) -> dict[str, float]:
-    tp, fp = float(pos[t:].sum()), float(neg[t:].sum())
-    n_pos, n_neg = float(pos.sum()), float(neg.sum())
-    return {
-        "fpr": fp / n_neg if n_neg else float("nan"),
-        "tpr": tp / n_pos if n_pos else float("nan"),
-        "precision": tp / (tp + fp) if tp + fp else 1.0,
-        "dice": 2 * tp / (tp + fp + n_pos) if (tp + fp + n_pos) else float("nan"),
-    }
-
-
-def _op_metrics(stacks: _Stacks, w: np.ndarray, t: int, name: str) -> dict[str, float]:
-    """Every operating-point number at bin threshold ``t`` (flat dict)."""
+def _op_metrics(stacks: _Stacks, w: np.ndarray, t: int, name: str) -> dict[str, Any]:
+    """Every operating-point number at bin threshold ``t`` (flat dict); NaN with ``op_status`` when
+    the threshold flags nothing (not reached)."""
     pos, neg = stacks.pos_neg(w)
-    out = {f"op_{k}": v for k, v in _rates_at(pos, neg, t).items()}
+    ok = reached(t, pos, neg)
+    nan = float("nan")
+    out: dict[str, Any] = {f"op_{k}": (v if ok else nan) for k, v in rates_at(pos, neg, t).items()}
+    if not ok:
+        out["op_status"] = f"{NOT_REACHED}: no threshold meets the rule (it would flag nothing)"
     if stacks.has_inst:
         inst = stacks.inst
         wi = w[inst["rec"].to_numpy()] if len(inst) else np.zeros(0)
-        tot = wi.sum()
-        out["n_crs"] = float(tot)
-        for rule, col in (("recall_any", "bin_any"), ("recall_half", "bin_half"),
-                          ("recall_charge90", "bin_charge90")):
-            out[rule] = float(wi @ (inst[col].to_numpy() >= t)) / tot if tot else float("nan")
+        rec = per_cr_recall(inst, t, wi)
+        out["n_crs"] = rec["n_crs"]
+        for rule, _ in PER_CR_RULES:
+            out[rule] = rec[rule] if ok else nan
+            out[f"{rule}_found"] = rec[f"{rule}_found"] if ok else nan
         wq = w[stacks.ch_rec] * stacks.ch_q
         total_q = float(wq.sum())
-        out["residual_charge_e"] = float(wq[stacks.ch_bin < t].sum())
-        out["residual_charge_fraction"] = out["residual_charge_e"] / total_q if total_q else float("nan")
-    if name in stacks.FP:
+        out["residual_charge_e"] = float(wq[stacks.ch_bin < t].sum()) if ok else nan
+        out["residual_charge_fraction"] = (out["residual_charge_e"] / total_q if total_q and ok else nan)
+    if name in stacks.FP and ok:
         mpix = float(w @ stacks.npix) / 1e6
-        out["fp_components_per_mpix"] = float(w @ stacks.FP[name]) / mpix if mpix else float("nan")
+        out["fp_components_per_mpix"] = float(w @ stacks.FP[name]) / mpix if mpix else nan
     else:
-        out["fp_components_per_mpix"] = float("nan")
+        out["fp_components_per_mpix"] = nan
     if stacks.has_sources:
         if stacks.src is not None:
             ws = w[stacks.src["rec"].to_numpy()]
             flagged = stacks.src["bin_max"].to_numpy() >= t
             out["n_sources"] = float(ws.sum())
-            out["source_flag_fraction"] = float(ws @ flagged) / ws.sum() if ws.sum() else float("nan")
+            out["source_flag_fraction"] = float(ws @ flagged) / ws.sum() if ws.sum() and ok else nan
         else:
-            out["n_sources"], out["source_flag_fraction"] = 0.0, float("nan")
+            out["n_sources"], out["source_flag_fraction"] = 0.0, nan
         if stacks.NEG_SRC is not None:
             ns = w @ stacks.NEG_SRC
             sky = neg - ns
-            out["fpr_sources"] = float(ns[t:].sum() / ns.sum()) if ns.sum() else float("nan")
-            out["fpr_sky"] = float(sky[t:].sum() / sky.sum()) if sky.sum() else float("nan")
+            out["fpr_sources"] = float(ns[t:].sum() / ns.sum()) if ns.sum() and ok else nan
+            out["fpr_sky"] = float(sky[t:].sum() / sky.sum()) if sky.sum() and ok else nan
     return out
+
+
+def _wilson_columns(row: dict[str, Any]) -> None:
+    """``<rule>_lo``/``_hi`` Wilson 95% intervals of the per-CR recalls (found out of n_crs)."""
+    if "n_crs" not in row:
+        return
+    n = row.get("n_crs")
+    for rule, _ in PER_CR_RULES:
+        k = row.get(f"{rule}_found")
+        if n is None or k is None or not np.isfinite(k) or not n:
+            row[f"{rule}_lo"], row[f"{rule}_hi"] = float("nan"), float("nan")
+            continue
+        row[f"{rule}_lo"], row[f"{rule}_hi"] = wilson_interval(round(k), round(n))
 
 
 def _by_snr(stacks: _Stacks, t: int) -> list[dict[str, Any]]:
@@ -627,7 +611,8 @@ def _morph_metrics(stacks: _Stacks, w: np.ndarray, t: int, binning: Binning) -> 
     out: dict[str, dict[str, float]] = {}
     if not stacks.has_inst:
         return out
-    _, neg = stacks.pos_neg(w)
+    pos_all, neg = stacks.pos_neg(w)
+    ok = reached(t, pos_all, neg)
     inst = stacks.inst
     present = set(inst["morphology"].astype(str)) | set(stacks.morph)
     order = [m for m in MORPHOLOGIES if m in present] + sorted(present - set(MORPHOLOGIES))
@@ -636,11 +621,12 @@ def _morph_metrics(stacks: _Stacks, w: np.ndarray, t: int, binning: Binning) -> 
     for m in order:
         sel = morph_col == m
         wi = w[rec[sel]]
-        tot = float(wi.sum())
-        row = {"n_crs": tot, "cr_pixels": float(wi @ inst["pixels"].to_numpy()[sel])}
-        for rule, col in (("recall_any", "bin_any"), ("recall_half", "bin_half"),
-                          ("recall_charge90", "bin_charge90")):
-            row[rule] = float(wi @ (inst[col].to_numpy()[sel] >= t)) / tot if tot else float("nan")
+        sub = inst[sel]
+        r = per_cr_recall(sub, t, wi)
+        row = {"n_crs": r["n_crs"], "cr_pixels": float(wi @ sub["pixels"].to_numpy())}
+        for rule, _ in PER_CR_RULES:
+            row[rule] = r[rule] if ok else float("nan")
+            row[f"{rule}_found"] = r[f"{rule}_found"] if ok else float("nan")
         if m in stacks.morph:
             mp = stacks.morph_pos(m, w)
             c = curve_from_histograms(np.rint(mp).astype(np.int64), np.rint(neg).astype(np.int64), binning)
@@ -671,7 +657,7 @@ def _flat_keys(summary: dict[str, Any]) -> list[str]:
 
 def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: Conventions, *,
                op: dict[str, Any] | None = None, groups: Sequence[str] | None = None, n_boot: int = 0,
-               seed: int = 0) -> dict[str, Any]:
+               seed: int = 0, sweep: bool = False) -> dict[str, Any]:
     """Reduce successful records to the run's summary, curve, operating points and morphology rows.
 
     Parameters
@@ -687,19 +673,27 @@ def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: C
         Bootstrap group of each record (default: each its own).
     n_boot, seed : int
         Bootstrap replicates (0 = none) and seed.
+    sweep : bool
+        The detector is a parameter sweep (integer scores): its lowest bin ("flagged by no
+        setting") is no operating point, so metrics beyond its loosest setting are not reached and
+        ``roc_auc_extrapolated`` is True.
 
     Returns
     -------
     dict
         ``summary`` (flat, with ``_lo``/``_hi`` when bootstrapped), ``curve``, ``operating_points``,
-        ``by_morphology`` (rows), ``sources_by_snr``.
+        ``by_morphology`` (rows), ``sources_by_snr``, ``not_comparable``. Per-CR recalls carry
+        Wilson 95% intervals (``_lo``/``_hi``, found out of ``n_crs``); a morphology with fewer than
+        ``MIN_RANKABLE_CRS`` CRs has ``rankable`` False. An operating point that flags nothing is
+        not reached: threshold and metrics NaN, ``op_status`` says why.
     """
     stacks = _Stacks(records, binning.n_bins)
     ones = np.ones(stacks.n)
     per_image = None
     if conventions.pooling == "per-image":
-        per_image = [summarize(curve_from_histograms(r.pos, r.neg, binning)) for r in records]
-    curve, summary = _pixel_summary(stacks, ones, binning, conventions, per_image)
+        per_image = [summarize(c, floor_point=sweep and (r.pos[0] + r.neg[0]) > 0)
+                     for r in records for c in [curve_from_histograms(r.pos, r.neg, binning)]]
+    curve, summary = _pixel_summary(stacks, ones, binning, conventions, per_image, sweep)
     op = dict(op or {})
     rule = op.get("rule", "fpr")
     target = op.get("target_fpr", 5e-4)
@@ -712,14 +706,21 @@ def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: C
     points = {}
     for name, t in thresholds.items():
         m = _op_metrics(stacks, ones, t, name)
-        points[name] = {"threshold": float(edges[t]) if t < binning.n_bins else float("inf"), "bin": int(t),
+        points[name] = {"threshold": threshold_value(edges, t), "bin": int(t),
                         "chosen_on": op.get("chosen_on"), "validation": (op.get("validation") or {}).get(name),
                         "metrics": m, "sources_by_snr": _by_snr(stacks, t)}
     t_sel = thresholds[rule]
-    summary["op_rule"] = f"fpr:{target:g}" if rule == "fpr" else "dice"
+    summary["op_rule"] = canonical_operating_point(f"fpr:{float(target)!r}" if rule == "fpr" else "dice")
     summary["op_chosen_on"] = str(op.get("chosen_on"))
     summary["op_threshold"] = points[rule]["threshold"]
     summary.update(points[rule]["metrics"])
+    if rule == "fpr":
+        achieved = summary.get("op_fpr", float("nan"))
+        summary["op_fpr_target"] = float(target)
+        summary["op_fpr_achieved"] = achieved
+        summary["op_fpr_off_target"] = bool(not np.isfinite(achieved)
+                                            or abs(achieved - target) > OP_FPR_TOLERANCE * target)
+    _wilson_columns(summary)
     morph = _morph_metrics(stacks, ones, t_sel, binning)
     band = {}
     if n_boot > 0:
@@ -728,20 +729,21 @@ def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: C
         fpr_grid = np.asarray(_curve_dict(curve)["fpr"])
         rec_grid = np.asarray(_curve_dict(curve)["recall"])
         for w in W:
-            c_b, s_b = _pixel_summary(stacks, w, binning, conventions, per_image)
+            c_b, s_b = _pixel_summary(stacks, w, binning, conventions, per_image, sweep)
             s_b.update(_op_metrics(stacks, w, t_sel, rule))
             reps.append(s_b)
             morph_reps.append(_morph_metrics(stacks, w, t_sel, binning))
             fpr_b, tpr_b = np.r_[0.0, c_b.fpr], np.r_[0.0, c_b.tpr]
             tpr_reps.append(np.interp(fpr_grid, fpr_b, tpr_b))
             prec_reps.append(np.interp(rec_grid, c_b.tpr, c_b.precision) if len(c_b.tpr) else np.full(len(rec_grid), np.nan))
+        wilson = {r for r, _ in PER_CR_RULES} | {f"{r}_{e}" for r, _ in PER_CR_RULES for e in ("found", "lo", "hi")}
         for k in _flat_keys(summary):
-            if k in ("op_threshold",):
+            if k in ("op_threshold", "op_fpr_target") or k in wilson:
                 continue
             lo, hi = interval(np.array([r.get(k, np.nan) for r in reps], dtype=float))
             summary[f"{k}_lo"], summary[f"{k}_hi"] = float(lo), float(hi)
         for m, row in morph.items():
-            for k in ("recall_any", "recall_half", "recall_charge90", "pixel_tpr_at_fpr_5e-4"):
+            for k in ("pixel_tpr_at_fpr_5e-4",):
                 lo, hi = interval(np.array([mr.get(m, {}).get(k, np.nan) for mr in morph_reps], dtype=float))
                 row[f"{k}_lo"], row[f"{k}_hi"] = float(lo), float(hi)
         lo, hi = interval(np.array(tpr_reps))
@@ -757,8 +759,14 @@ def reduce_run(records: Sequence[SampleRecord], binning: Binning, conventions: C
         r.update(row)
         r["n_crs"] = int(round(r["n_crs"]))
         r["cr_pixels"] = int(round(r["cr_pixels"]))
+        _wilson_columns(r)
+        r["rankable"] = bool(r["n_crs"] >= MIN_RANKABLE_CRS)
         rows.append(r)
+    nc = conventions.not_comparable()
+    if nc:
+        summary["not_comparable"] = ";".join(nc)
     return {"summary": summary, "curve": cd, "operating_points": points, "by_morphology": rows,
+            "not_comparable": nc,
             "bootstrap": {"replicates": int(n_boot), "seed": int(seed), "level": 0.95,
                           "unit": "group" if groups is not None and len(set(groups)) < stacks.n else "image"}}
 
@@ -900,7 +908,7 @@ def evaluate(
                           "dice": choose_threshold(pos, neg, "dice")}
                     op["thresholds"] = th
                     op["chosen_on"] = operating_split
-                    op["validation"] = {k: _rates_at(pos, neg, t) for k, t in th.items()}
+                    op["validation"] = {k: rates_at(pos, neg, t) for k, t in th.items()}
                     spec = replace(base, thresholds=tuple(sorted(th.items())))
                 else:
                     op["chosen_on"] = "in-sample"
@@ -912,7 +920,8 @@ def evaluate(
                 raise DetectorError(f"detector {det.name!r} failed on every sample of {ds.name}/{split}; "
                                     f"first error: {next(iter(failures.values()))}")
             groups = [groups_map.get(r.sample_id, r.sample_id) for r in ok] if use_groups else None
-            red = reduce_run(ok, binning, conventions, op=op, groups=groups, n_boot=bootstrap, seed=seed)
+            red = reduce_run(ok, binning, conventions, op=op, groups=groups, n_boot=bootstrap, seed=seed,
+                             sweep=bool(getattr(det, "integer_scores", False)))
             row = {"detector": det.name, "dataset": ds.name, "split": split, "n_images": len(ok)}
             row.update(red["summary"])
             row["n_failed"] = len([r for r in records if r.error is not None])
@@ -932,6 +941,7 @@ def evaluate(
                     "dataset": {"name": ds.name, "version": ds.version, "content_hash": ds.content_hash,
                                 "split": split, "n_samples": len(ids), "path": str(ds.root)},
                     "conventions": conventions.to_dict(),
+                    "not_comparable": red["not_comparable"],
                     "binning": binning.to_dict(),
                     "operating_point": {"rule": row["op_rule"], "chosen_on": op.get("chosen_on"),
                                         "threshold": row["op_threshold"]},

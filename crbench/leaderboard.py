@@ -25,6 +25,7 @@ from .atomic import write_text
 from .leaderboard_checks import (MAX_DEPTH, MAX_SUBMISSION_BYTES, SubmissionError, name_problems, read_submission,
                                  summary_problems)
 from .sample import MORPHOLOGIES
+from .metrics.operating import same_operating_point
 from .schema import read_results_json, validate_results
 
 ASSETS = Path(__file__).parent / "leaderboard_assets"
@@ -61,6 +62,8 @@ MORPH_COLUMNS: list[tuple[str, str, int | None]] = [
     ("recall_charge90", "Recall (90% charge)", 3),
     ("pixel_tpr_at_fpr_5e-4", "Pixel TPR@FPR 5e-4", 3),
 ]
+#: Columns measured at the operating point (not reached together when ``summary.op_status`` says so).
+OP_COLUMNS = ("recall_half", "fpr_sources")
 #: Curve points kept per entry (the page embeds every curve).
 CURVE_POINTS = 300
 
@@ -70,7 +73,7 @@ BUILD_VERSIONS = ("crbench", "numpy", "astropy")
 #: Keys of ``provenance.dataset`` describing how the dataset was built, shown when builds differ.
 BUILD_PARAMETERS = ("recipe", "parameters", "seed", "build")
 #: Operating-point rule of leaderboard entries (as the harness records it in ``summary.op_rule``).
-STANDARD_OP_RULE = "fpr:0.0005"
+STANDARD_OP_RULE = "fpr:5e-4"
 
 
 def standard_conventions() -> dict[str, str]:
@@ -287,7 +290,7 @@ def check_submission(results_path: str | os.PathLike, entries_dir: str | os.Path
         if conv.get("pooling") == "pooled":  # per-image summaries are means, not functions of the curve
             problems += summary_problems(run, where)
         rule = run["summary"].get("op_rule")
-        if rule is not None and rule != STANDARD_OP_RULE:
+        if rule is not None and not same_operating_point(rule, STANDARD_OP_RULE):
             problems.append(f"{where}.summary.op_rule: {rule!r}; leaderboard entries use the operating "
                             f"point {STANDARD_OP_RULE!r} (the default of crbench evaluate)")
         failed = run["provenance"].get("failed_samples") or {}
@@ -398,26 +401,34 @@ def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
             if key in row or key == "rank":
                 continue
             row[key] = s.get(key) if digits is None else _num(s.get(key))
+            why = s.get(f"{key}_status") or (s.get("op_status") if key in OP_COLUMNS else None)
+            if digits is not None and row[key] is None and isinstance(why, str) and why.startswith("not reached"):
+                row[f"{key}_status"] = why
             if digits is not None and key not in NO_INTERVAL:
                 lo, hi = _num(s.get(f"{key}_lo")), _num(s.get(f"{key}_hi"))
                 if lo is not None and hi is not None:
                     row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+        not_comparable = set((e.run.get("provenance") or {}).get("not_comparable") or [])
+        row["_rank_by"] = {k: (None if k in not_comparable else row.get(k)) for k in (RANK_METRIC, "ap")}
         rows.append(row)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)
     for grp in groups.values():
-        grp.sort(key=lambda r: (-(r.get(RANK_METRIC) if r.get(RANK_METRIC) is not None else -1),
-                                -(r.get("ap") if r.get("ap") is not None else -1), r["detector"]))
+        # columns a run's protocol marks not comparable (provenance.not_comparable) never rank it
+        grp.sort(key=lambda r: (-(r["_rank_by"][RANK_METRIC] if r["_rank_by"][RANK_METRIC] is not None else -1),
+                                -(r["_rank_by"]["ap"] if r["_rank_by"]["ap"] is not None else -1), r["detector"]))
         for i, r in enumerate(grp, 1):
             r["rank"] = i
+    for r in rows:
+        del r["_rank_by"]
     return sorted(rows, key=lambda r: (r["dataset"], r["split"], r["rank"]))
 
 
 def _fmt(row: dict[str, Any], key: str, digits: int | None) -> str:
     v = row.get(key)
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
+        return "not reached" if str(row.get(f"{key}_status", "")).startswith("not reached") else "–"
     if digits is None:
         return str(v)
 
@@ -481,14 +492,16 @@ def markdown(entries: Sequence[Entry]) -> str:
                 for name in MORPHOLOGIES:
                     row = next((x for x in m if x.get("morphology") == name), None)
                     v = _num(row.get("recall_half")) if row else None
+                    op_status = str(by_id[r["id"]].run["summary"].get("op_status") or "")
                     if v is None:
-                        cells.append("–")
+                        cells.append("not reached" if row and op_status.startswith("not reached") else "–")
                     else:
                         text = f"{v:.3f}"
                         lo, hi = _num(row.get("recall_half_lo")), _num(row.get("recall_half_hi"))
                         if lo is not None and hi is not None:
                             text += f" [{lo:.3f}, {hi:.3f}]"
-                        cells.append(f"{text} (n={int(row.get('n_crs', 0))})" if row.get("n_crs") is not None
+                        small = ", too few to rank" if row.get("rankable") is False else ""
+                        cells.append(f"{text} (n={int(row.get('n_crs', 0))}{small})" if row.get("n_crs") is not None
                                      else text)
                 lines.append(f"| {md_text(r['detector'])} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import UsageError
+from .metrics.operating import score_threshold
 from .results import Results
 
 #: Okabe-Ito colour-blind-safe palette.
@@ -113,7 +114,8 @@ def plot_roc(results: Results, stem: str | os.PathLike, *, width: str = "single"
             min_fpr = min(min_fpr, float(fpr[keep].min()))
         colour, ls = styles[_label(run, multi)]
         auc = _finite_or_nan(run["summary"].get("roc_auc"))
-        ax.plot(fpr[keep], tpr[keep], color=colour, ls=ls, label=f"{_label(run, multi)}  AUC={auc:.3f}")
+        extra = " (extrapolated)" if run["summary"].get("roc_auc_extrapolated") else ""
+        ax.plot(fpr[keep], tpr[keep], color=colour, ls=ls, label=f"{_label(run, multi)}  AUC={auc:.3f}{extra}")
         banded = _band(ax, fpr[keep], c.get("tpr_lo"), c.get("tpr_hi"), keep, colour) or banded
     ax.set_xscale("log")
     if fpr_range is None:
@@ -281,10 +283,13 @@ def plot_morphology_recall(results: Results, stem: str | os.PathLike, *, metric:
             v = _finite_or_nan(r.get(metric))
             n_crs.setdefault(m, int(r.get("n_crs") or 0))
             xs.append(i - 0.4 + bar_w * (j + 0.5))
-            ys.append(v)
+            ys.append(v if np.isfinite(v) else 0.0)
+            if not np.isfinite(v):  # operating point not reached: say so instead of a zero-height bar
+                ax.text(xs[-1], 0.02, "not reached", rotation=90, fontsize=5, ha="center", va="bottom",
+                        color="#555555")
             lo, hi = _finite_or_nan(r.get(f"{metric}_lo")), _finite_or_nan(r.get(f"{metric}_hi"))
-            err[0].append(max(0.0, v - lo) if np.isfinite(lo) else 0.0)
-            err[1].append(max(0.0, hi - v) if np.isfinite(hi) else 0.0)
+            err[0].append(max(0.0, v - lo) if np.isfinite(lo) and np.isfinite(v) else 0.0)
+            err[1].append(max(0.0, hi - v) if np.isfinite(hi) and np.isfinite(v) else 0.0)
         has_err = any(e > 0 for e in err[0] + err[1])
         ax.bar(xs, ys, width=bar_w * 0.92, color=styles[lab][0], label=lab,
                hatch="////" if styles[lab][1] != "-" else None, edgecolor="white", linewidth=0,
@@ -457,40 +462,29 @@ def plot_sim_to_real_gap(real: Results, sim: Results, stem: str | os.PathLike, *
 
 def operating_threshold(scores: Sequence[np.ndarray], truths: Sequence[np.ndarray],
                         valids: Sequence[np.ndarray | None], fpr: float) -> float:
-    """The lowest threshold ``t`` with pixel FPR of ``score > t`` at most ``fpr`` over the given images.
-
-    Pure function; ties at ``t`` are not flagged so the FPR never exceeds the target.
-    """
-    neg = []
-    for s, t, v in zip(scores, truths, valids):
-        m = ~t if v is None else (~t & v)
-        neg.append(np.asarray(s, dtype=np.float32)[m])
-    neg_all = np.concatenate(neg) if neg else np.zeros(0, np.float32)
-    if not len(neg_all):
-        return float(min(float(np.min(s)) for s in scores)) - 1.0
-    k = int(np.floor(fpr * len(neg_all)))
-    part = -np.partition(-neg_all, min(k, len(neg_all) - 1))
-    return float(part[min(k, len(neg_all) - 1)])
+    """The loosest threshold ``t`` with pixel FPR of ``score >= t`` at most ``fpr`` over the given images
+    (:func:`crbench.metrics.operating.score_threshold`; NaN when not reached)."""
+    return score_threshold(scores, truths, valids, fpr)
 
 
 def _threshold_from_results(results: Results | None, detector: str, dataset: str, fpr: float) -> float | None:
-    """``t`` such that ``score > t`` is the run's operating point (its recorded ``op_threshold``, else
-    the curve's threshold at ``fpr``); None when ``results`` has no run of the detector on the dataset."""
+    """``t`` such that ``score >= t`` is the run's operating point (its recorded ``op_threshold``, else
+    the curve's threshold at ``fpr``); NaN when the run's operating point was not reached; None when
+    ``results`` has no run of the detector on the dataset."""
     if results is None:
         return None
     for run in results.runs:
         if run["detector"] == detector and run["dataset"] == dataset:
-            op = run["summary"].get("op_threshold")
-            if isinstance(op, (int, float)) and not isinstance(op, bool) and not np.isnan(op):
-                # the harness flags score >= op_threshold (a bin's lower edge)
-                return float(np.nextafter(np.float32(op), np.float32(-np.inf)))
+            if "op_threshold" in run["summary"]:
+                op = run["summary"].get("op_threshold")
+                if isinstance(op, (int, float)) and not isinstance(op, bool) and np.isfinite(op):
+                    return float(op)
+                return float("nan")  # not reached (older results recorded it as inf)
             c = run["curve"]
             f = np.asarray(c["fpr"], dtype=float)
             th = np.asarray(c["thresholds"], dtype=float)
             ok = np.nonzero(f <= fpr)[0]
-            if len(ok):
-                # curve counts score >= threshold; the gallery flags score > t, so step just below
-                return float(np.nextafter(np.float32(th[ok[-1]]), np.float32(-np.inf)))
+            return float(th[ok[-1]]) if len(ok) else float("nan")
     return None
 
 
@@ -670,9 +664,11 @@ def plot_cutout_gallery(dataset, detectors, split: str = "test", out: str | os.P
             t = operating_threshold(scores[d.name], [s.truth for s in samples],
                                     [~s.ignore_or_false() for s in samples], fpr)
         thresholds[d.name] = t
+        if not np.isfinite(t):
+            rules.add("not reached")
     cands = []
     for i, s in enumerate(samples):
-        masks = {d.name: (scores[d.name][i] > thresholds[d.name]) & ~s.ignore_or_false() for d in dets}
+        masks = {d.name: (scores[d.name][i] >= thresholds[d.name]) & ~s.ignore_or_false() for d in dets}
         for c in select_cutouts(s.truth & ~s.ignore_or_false(), s.labels, s.instances, s.sources, masks, size):
             c["sample"] = i
             cands.append(c)
@@ -705,7 +701,7 @@ def plot_cutout_gallery(dataset, detectors, split: str = "test", out: str | os.P
         src = s.sources[sl] if s.sources is not None else None
         panels = [("Image", _stretch(s.image[sl]), "gray"), ("Truth", _mask_panel(truth, None, src), None)]
         for d in dets:
-            m = (scores[d.name][c["sample"]] > thresholds[d.name])[sl] & ~s.ignore_or_false()[sl]
+            m = (scores[d.name][c["sample"]] >= thresholds[d.name])[sl] & ~s.ignore_or_false()[sl]
             panels.append((d.name, _mask_panel(truth, m, src), None))
         for k, (title, img, cmap) in enumerate(panels):
             ax = axes[r, k]

@@ -29,6 +29,9 @@ TABLE_COLUMNS = [
 MORPHOLOGY_COLUMNS = [
     "detector", "dataset", "split", "morphology", "n_crs", "cr_pixels", "recall_any", "recall_half",
     "recall_charge90", "pixel_tpr_at_fpr_5e-4",
+    # Wilson 95% intervals of the per-CR recalls; rankable = at least 30 CRs (crbench.metrics.wilson)
+    "recall_any_lo", "recall_any_hi", "recall_half_lo", "recall_half_hi", "recall_charge90_lo",
+    "recall_charge90_hi", "rankable",
 ]
 
 

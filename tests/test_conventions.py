@@ -45,8 +45,11 @@ def test_crbench_default_counts_undilated_and_excludes_ignore():
 
 def test_deepcr_dilates_for_tpr_only():
     # dilation credits (1, 2) (next to 0.9); (3, 0) stays missed because the ignored pixel is removed
-    # from the prediction before dilating; FPR stays undilated
-    assert _rates(PROTOCOLS["deepcr"]) == (2, 3, 1, 21)
+    # from the prediction before dilating; FPR stays undilated. deepCR/evaluate.py multiplies the
+    # thresholded prediction and the truth by (1 - ignore), so the ignored pixel (4, 0) is a true
+    # negative: 25 - 3 CR = 22 negatives (crbench's exclude rule would give 21).
+    assert _rates(PROTOCOLS["deepcr"]) == (2, 3, 1, 22)
+    assert PROTOCOLS["deepcr"].ignore == "as-negative"
 
 
 def test_dilation_both_also_dilates_fpr():
@@ -97,3 +100,63 @@ def test_evaluate_records_the_conventions(basic_dataset):
     conv = res.runs[0]["provenance"]["conventions"]
     assert conv == {"dilation": "none", "ignore": "as-negative", "pooling": "pooled", "protocol": "cosmic-conn",
                     "halo": "ignore"}
+
+
+# ------------------------------------------------------------------ anchors' summary rules, by hand
+def _records(scores, truths, ignores=None, binning=BINS):
+    recs = []
+    for i, (sc, tr) in enumerate(zip(scores, truths)):
+        tr = np.asarray(tr, bool)
+        ig = None if ignores is None else np.asarray(ignores[i], bool)
+        s = Sample(id=f"h{i}", image=np.zeros(tr.shape, np.float32), truth=tr, ignore=ig)
+        recs.append(compute_record(np.asarray(sc, np.float32), s, RecordSpec(binning, PROTOCOLS["cosmic-conn"],
+                                                                             per_cr=False, sources=False)))
+    return recs
+
+
+def test_cosmic_conn_best_dice_is_mean_of_per_image_dice_with_plus_one():
+    # image A: scores [0.9, 0.3 | 0.1, 0.1], truth [1, 1 | 0, 0]; image B: [0.7, 0.1 | 0.1, 0.1], truth [1, 0 | 0, 0]
+    # Cosmic-CoNN: for t in linspace(0, 1, 51), Dice_i = 2 |P & R| / (|P| + |R| + 1) with P = score > t,
+    # then the mean over images, best over t.
+    #   t in [0.3, 0.7): A: P = {0.9}, 2*1/(1+2+1) = 0.5;  B: P = {0.7}, 2*1/(1+1+1) = 2/3  -> mean 7/12
+    #   t in [0.1, 0.3): A: P = {0.9, 0.3}, 2*2/(2+2+1) = 0.8;  B: 2/3 -> mean 11/15 = 0.7333 (best)
+    #   t < 0.1: every pixel: A 2*2/(4+2+1) = 4/7, B 2*1/(4+1+1) = 1/3
+    # Pooled counts (crbench) would give 2*3/(3+3) = 1.0 at t in [0.1, 0.3).
+    a = ([[0.9, 0.3], [0.1, 0.1]], [[1, 1], [0, 0]])
+    b = ([[0.7, 0.1], [0.1, 0.1]], [[1, 0], [0, 0]])
+    recs = _records([a[0], b[0]], [a[1], b[1]], binning=Binning.probability())
+    cc = reduce_run(recs, Binning.probability(), PROTOCOLS["cosmic-conn"])["summary"]
+    assert cc["best_dice"] == pytest.approx(11 / 15)
+    ours = reduce_run(recs, Binning.probability(), PROTOCOLS["crbench"])["summary"]
+    assert ours["best_dice"] == pytest.approx(1.0)
+
+
+def test_cosmic_conn_step_tpr_and_nearest_precision():
+    from crbench.metrics import exact_curve
+    from crbench.metrics.protocols import nearest_precision_at_recall, step_tpr_at_fpr
+
+    # scores (desc) 0.9 P, 0.8 N, 0.7 P, 0.6 N, 0.5 P, 0.4 N, 0.3 N; 3 positives, 4 negatives.
+    # ROC points (fpr, tpr), (0,0) prepended: (0,1/3) (1/4,1/3) (1/4,2/3) (2/4,2/3) (2/4,1) (3/4,1) (1,1);
+    # drop_intermediate drops none of the corners here. Step rule tpr[(fpr < F).sum()]:
+    #   F = 0.3: fpr < 0.3 at 4 points -> tpr[4] = 2/3 (linear interpolation would give 2/3 too, take F = 0.2):
+    #   F = 0.2: fpr < 0.2 at 2 points ((0,0), (0,1/3)) -> tpr[2] = 1/3; interpolation gives 1/3 as well;
+    #   F = 0.25: fpr < 0.25 at 2 points -> tpr[2] = 1/3, while crbench (last point with FPR <= F) gives 2/3.
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    y = np.array([1, 0, 1, 0, 1, 0, 0], bool)
+    c = exact_curve(s, y)
+    assert step_tpr_at_fpr(c, 0.25)[0] == pytest.approx(1 / 3)
+    from crbench.metrics import tpr_at_fpr
+    assert tpr_at_fpr(c, 0.25) == pytest.approx(2 / 3)
+    # PR points (recall, precision): (1/3, 1), (1/3, 1/2), (2/3, 2/3), (2/3, 1/2), (1, 3/5) then full recall.
+    # Nearest to recall 0.95 is recall 1 -> 3/5; nearest to 0.5 (tie 1/3 vs 2/3: first in decreasing-recall
+    # order) is recall 2/3 at its loosest threshold -> 1/2.
+    assert nearest_precision_at_recall(c, 0.95)[0] == pytest.approx(3 / 5)
+    assert nearest_precision_at_recall(c, 0.5)[0] == pytest.approx(1 / 2)
+
+
+def test_deepcr_dilation_marks_mixed_columns_not_comparable():
+    recs = _records([_case().meta["score"]], [_case().truth], [_case().ignore])
+    red = reduce_run(recs, BINS, PROTOCOLS["deepcr"])
+    assert {"ap", "best_dice", "precision_at_recall_0.95"} <= set(red["not_comparable"])
+    assert "ap" in red["summary"]["not_comparable"].split(";")
+    assert reduce_run(recs, BINS, PROTOCOLS["crbench"])["not_comparable"] == []

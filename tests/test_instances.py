@@ -153,7 +153,11 @@ def test_evaluate_writes_morphology_csv(tmp_path, basic_dataset):
     table = pd.read_csv(tmp_path / "results_by_morphology.csv")
     assert list(table.columns) == MORPHOLOGY_COLUMNS == [
         "detector", "dataset", "split", "morphology", "n_crs", "cr_pixels", "recall_any", "recall_half",
-        "recall_charge90", "pixel_tpr_at_fpr_5e-4"]
+        "recall_charge90", "pixel_tpr_at_fpr_5e-4", "recall_any_lo", "recall_any_hi", "recall_half_lo",
+        "recall_half_hi", "recall_charge90_lo", "recall_charge90_hi", "rankable"]
+    # Wilson intervals bracket every recall; rankable exactly when the class has >= 30 CRs
+    assert (table["recall_half_lo"] <= table["recall_half"]).all() and (table["recall_half"] <= table["recall_half_hi"]).all()
+    assert (table["rankable"] == (table["n_crs"] >= 30)).all()
     assert set(table["morphology"]) <= {"spot", "track", "worm", "blob"}
     inst = basic_dataset.instances()
     test_ids = basic_dataset.ids("test")

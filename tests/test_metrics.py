@@ -53,7 +53,7 @@ def test_binned_probability_scores_within_1e3():
     y = rng.random(200_000) < 0.001
     p = 1 / (1 + np.exp(-(rng.normal(size=y.size) * 2 + 5 * y - 3)))
     b = Binning.for_range((0.0, 1.0))
-    assert b.kind == "linear"
+    assert b.kind == "prob"
     c = curve_from_histograms(*class_histograms(p, y, b), b)
     assert abs(ap(c) - average_precision_score(y, p)) < 1e-3
     assert abs(roc_auc(c) - roc_auc_score(y, p)) < 1e-3

@@ -150,8 +150,8 @@ def test_operating_threshold_respects_target_fpr():
     for target in (1e-3, 1e-2, 0.1):
         t = plots.operating_threshold(scores, truths, [None, None], target)
         neg = np.concatenate([s[~m] for s, m in zip(scores, truths)])
-        assert (neg > t).mean() <= target
-        assert (neg >= t).mean() > target - 1.0 / len(neg)  # the lowest such threshold
+        assert (neg >= t).mean() <= target  # the gallery flags score >= t, as the harness
+        assert (neg >= np.nextafter(np.float32(t), np.float32(-np.inf))).mean() > target  # the loosest such
 
 
 def test_select_cutouts_prefers_missed_tracks_and_flagged_stars():

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .binning import Binning
+from .validation import MetricInputError, check_binary
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,6 @@ class ConfusionCurve:
         pred = self.tp + self.fp
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(pred > 0, self.tp / np.maximum(pred, 1), 1.0)
-
-    def threshold_for_fpr(self, target: float) -> float:
-        """The lowest threshold whose FPR does not exceed ``target`` (``inf`` if none)."""
-        ok = np.nonzero(self.fpr <= target)[0]
-        return float(self.thresholds[ok[-1]]) if len(ok) else float("inf")
 
     def downsample(self, max_points: int = 2000) -> "ConfusionCurve":
         """Keep at most ``max_points`` points, evenly in log FPR and recall, ends kept (for storage)."""
@@ -77,8 +73,14 @@ def class_histograms(scores: np.ndarray, truth: np.ndarray, binning: Binning,
     -------
     pos, neg : ndarray of int64, shape (n_bins,)
     """
-    if scores.shape != truth.shape:
-        raise ValueError(f"scores shape {scores.shape} differs from truth shape {truth.shape}")
+    scores = np.asarray(scores)
+    if scores.shape != np.shape(truth):
+        raise MetricInputError(f"scores shape {scores.shape} differs from truth shape {np.shape(truth)}")
+    truth = check_binary("truth", truth)
+    if valid is not None:
+        if np.shape(valid) != scores.shape:
+            raise MetricInputError(f"valid mask shape {np.shape(valid)} differs from scores shape {scores.shape}")
+        valid = check_binary("valid", valid)
     idx = binning.index(scores)
     n = binning.n_bins
     key = idx + n * truth.astype(np.int32)
@@ -104,8 +106,10 @@ def exact_curve(scores: np.ndarray, truth: np.ndarray, valid: np.ndarray | None 
 
     For small inputs: sorts all scores (O(n log n) time, several copies of n in memory).
     """
+    if np.shape(scores) != np.shape(truth):
+        raise MetricInputError(f"scores shape {np.shape(scores)} differs from truth shape {np.shape(truth)}")
     s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(truth, dtype=bool).ravel()
+    y = check_binary("truth", truth).ravel()
     if valid is not None:
         v = np.asarray(valid, dtype=bool).ravel()
         s, y = s[v], y[v]

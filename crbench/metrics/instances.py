@@ -232,6 +232,38 @@ def sparse_components(flat: np.ndarray, shape: tuple[int, int]) -> tuple[int, np
     return int(n), comp
 
 
+#: The per-CR completeness rules: result column -> instance-table column (found iff ``col >= t``).
+PER_CR_RULES = (("recall_any", "bin_any"), ("recall_half", "bin_half"), ("recall_charge90", "bin_charge90"))
+
+
+def per_cr_recall(table: pd.DataFrame, t: int, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Completeness of each rule in :data:`PER_CR_RULES` at bin threshold ``t`` (the one implementation).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Instance table (``bin_any``, ``bin_half``, ``bin_charge90`` columns).
+    t : int
+        Bin threshold (flag bins ``>= t``).
+    weights : ndarray, optional
+        Weight of each row (bootstrap replicate); all ones when None.
+
+    Returns
+    -------
+    dict
+        ``n_crs`` (weighted count), then for each rule its recall (NaN when there is no CR) and
+        ``<rule>_found`` (weighted count of CRs found).
+    """
+    w = np.ones(len(table)) if weights is None else np.asarray(weights, dtype=np.float64)
+    tot = float(w.sum())
+    out: dict[str, float] = {"n_crs": tot}
+    for rule, col in PER_CR_RULES:
+        found = float(w @ (table[col].to_numpy() >= t)) if len(table) else 0.0
+        out[f"{rule}_found"] = found
+        out[rule] = found / tot if tot else float("nan")
+    return out
+
+
 def instance_metrics(table: pd.DataFrame, t: int) -> dict[str, Any]:
     """Completeness under the three rules at bin threshold ``t``.
 
@@ -243,6 +275,7 @@ def instance_metrics(table: pd.DataFrame, t: int) -> dict[str, Any]:
     """
     n = int(len(table))
     out: dict[str, Any] = {"n_crs": n, "cr_pixels": int(table["pixels"].sum()) if n else 0}
-    for rule, col in (("recall_any", "bin_any"), ("recall_half", "bin_half"), ("recall_charge90", "bin_charge90")):
-        out[rule] = float((table[col].to_numpy() >= t).mean()) if n else float("nan")
+    r = per_cr_recall(table, t)
+    for rule, _ in PER_CR_RULES:
+        out[rule] = r[rule]
     return out
