@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import ndimage
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample, empty_instance_table
 
@@ -140,6 +141,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             meta = frame_meta(model, f.sky_e, headers[f.index], names[f.index])
             meta["label_confidence"] = "real footprints injected (exact placement)"
             samples.append(Sample(id=sid, image=img, truth=truth, ignore=f.ignore, labels=lab, instances=table,
+                                  dqmask=saturation_dqmask(img, meta["saturation"], tolerance=model.noise.gain),
                                   sources=f.sources, exposures=f.exposures_e if len(f.exposures_e) else None,
                                   meta=meta))
         splits[split] = ids

@@ -34,6 +34,7 @@ from scipy.signal import fftconvolve
 from scipy.special import erf, gammaincinv
 
 from crbench.errors import CRBenchError
+from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
 
 from .physics import TRUTH_NSIGMA, CRLayer, bleed_columns, simulate_crs
@@ -279,6 +280,13 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
 # exposures and samples
 # --------------------------------------------------------------------------------------------
 
+def instrument_dqmask(image: np.ndarray, preset: InstrumentPreset) -> np.ndarray:
+    """The instrument mask of a simulated exposure: pixels read out at full well (``DQ_SATURATED``,
+    sources and CRs alike, as a real readout flags them; within one ADU after quantisation).
+    The simulator has no dead columns or hot pixels."""
+    return saturation_dqmask(image, preset.saturation, tolerance=preset.gain)
+
+
 def _quantise(img: np.ndarray, gain: float) -> np.ndarray:
     return np.round(img / gain) * gain
 
@@ -374,4 +382,4 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, preset: "Instrumen
     return Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
                   instances=table, sources=sources,
                   exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
-                  meta=meta).validate()
+                  meta=meta, dqmask=instrument_dqmask(frames[0], p)).validate()
