@@ -48,6 +48,7 @@ _HEADER_KEYS = {
 }
 
 _MASKS = {"truth": "CRMASK", "ignore": "IGNORE", "sources": "SOURCES"}
+_CUBES = {"exposures": "EXPOSURES", "ramp": "RAMP"}
 
 #: Version of the sample file layout written by :func:`write_sample` (``CRBFMT`` header card).
 FORMAT_VERSION = 2
@@ -63,7 +64,6 @@ class FormatNote(UserWarning):
 def format_version(header) -> int:
     """The crbench format version of a sample file from its primary header (1 without CRBFMT)."""
     return int(header.get("CRBFMT", 1))
-_CUBES = {"exposures": "EXPOSURES", "ramp": "RAMP"}
 
 
 def write_sample(sample: Sample, path: str | os.PathLike) -> None:

@@ -158,7 +158,7 @@ class PatchSampler:
                                    "training needs labelled samples")
             ignore = sample.ignore_or_false()
             # normalise as at inference: statistics outside the instrument mask (what a detector sees)
-            c, s = image_stats(sample.image, sample.observation().bad_pixels())
+            c, s = image_stats(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
             img = sample.image.astype(np.float32)
             pad_h = max(0, self.patch - img.shape[0])
             pad_w = max(0, self.patch - img.shape[1])
