@@ -94,6 +94,10 @@ class Observation:
                    exposures=_readonly_copy(exposures, np.float32), ramp=_readonly_copy(ramp, np.float32),
                    dqmask=_readonly_copy(dqmask, np.uint8), meta=observation_meta(meta))
 
+    def __reduce__(self):
+        # the read-only meta mapping does not pickle; rebuild from plain values (process pools, dask)
+        return (_rebuild, (self.id, self.image, self.exposures, self.ramp, self.dqmask, dict(self.meta)))
+
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the image."""
@@ -148,6 +152,10 @@ class Observation:
         if self.dqmask is None:
             return None
         return (self.dqmask & np.uint8(bits)) > 0
+
+
+def _rebuild(id, image, exposures, ramp, dqmask, meta) -> Observation:
+    return Observation.build(id, image, exposures=exposures, ramp=ramp, dqmask=dqmask, meta=meta)
 
 
 def saturation_dqmask(image: np.ndarray, saturation: float, *, tolerance: float = 0.0) -> np.ndarray:

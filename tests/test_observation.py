@@ -244,3 +244,15 @@ def test_observation_build_copies_and_filters():
     img[0, 0] = 99
     assert obs.image[0, 0] == 0 and obs.image.dtype == np.float32 and not obs.image.flags.writeable
     assert dict(obs.meta) == {"gain": 2} and obs.shape == (3, 4) and obs.dqmask is None
+
+
+def test_observation_pickles_read_only():
+    import pickle
+
+    s = make_sample()
+    s.meta["label_confidence"] = "x"
+    obs = pickle.loads(pickle.dumps(s.observation()))
+    assert np.array_equal(obs.image, s.image) and not obs.image.flags.writeable
+    assert obs.gain == 2.0 and "label_confidence" not in obs.meta
+    with pytest.raises(TypeError):
+        obs.meta["gain"] = 1.0  # type: ignore[index]
