@@ -26,7 +26,7 @@ import numpy as np
 
 from crbench.detectors.base import Detector
 from crbench.errors import DetectorError
-from crbench.sample import Sample
+from crbench.observation import Observation
 
 MODELS = ("ground_imaging", "NRES", "HST_ACS_WFC")
 _HINT = ("detector 'cosmic-conn' needs the optional, GPL-3 licensed cosmic-conn package; install it with "
@@ -81,9 +81,9 @@ class CosmicCoNNDetector(Detector):
         self.net = _init_model(model, int(crop))
         super().__init__(model=model, crop=int(crop))
 
-    def score(self, sample: Sample) -> np.ndarray:
+    def score(self, obs: Observation) -> np.ndarray:
         """Cosmic-CoNN's probability map, float32, every pixel predicted."""
-        return self.probability(sample.image)
+        return self.probability(obs.image)
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """Probability map of a bare image in electrons."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from crbench.detectors.base import Detector
 from crbench.errors import DetectorError
-from crbench.sample import Sample
+from crbench.observation import Observation
 
 #: Model name -> (file under learned_models/mask, hidden channels, registered in deepCR's mask_dict).
 MODELS: dict[str, tuple[str, int, bool]] = {
@@ -151,9 +151,9 @@ class DeepCRDetector(Detector):
         self.threads = threads
         super().__init__(model=model, patch=int(patch))
 
-    def score(self, sample: Sample) -> np.ndarray:
-        """deepCR's probability map for ``sample.image`` (electrons), float32 in [0, 1]."""
-        return self.probability(sample.image)
+    def score(self, obs: Observation) -> np.ndarray:
+        """deepCR's probability map for ``obs.image`` (electrons), float32 in [0, 1]."""
+        return self.probability(obs.image)
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """deepCR's probability map of a bare image in electrons."""

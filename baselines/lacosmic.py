@@ -2,6 +2,10 @@
 
 astroscrappy only returns a boolean mask, so the detector declares a sweep of ``sigclip`` values
 (loosest first) and the harness ranks each pixel by how many steps flag it.
+
+astroscrappy's ``inmask`` gets the instrument's dead, hot and other bad pixels only (never the
+benchmark's evaluation ignore mask, which a detector does not see); saturated pixels are left to
+astroscrappy's own ``satlevel`` handling, which masks saturated stars but not saturated CRs.
 """
 from __future__ import annotations
 
@@ -11,15 +15,18 @@ import numpy as np
 
 from crbench.detectors.base import SweepDetector
 from crbench.errors import DetectorError
-from crbench.sample import Sample
+from crbench.observation import DQ_ALL, DQ_SATURATED, Observation
+
+#: Instrument-mask bits passed to astroscrappy as ``inmask`` (saturation is handled by ``satlevel``).
+INMASK_BITS = DQ_ALL & ~DQ_SATURATED
 
 #: Default sweep: 16 log-spaced sigclip values from 2.5 (loose) to 40 (strict).
 DEFAULT_SWEEP = tuple(float(x) for x in np.round(np.geomspace(2.5, 40.0, 16), 3))
 
 
 class LACosmicDetector(SweepDetector):
-    """LACosmic via ``astroscrappy.detect_cosmics``, fed each sample's gain, read noise,
-    saturation level and sky.
+    """LACosmic via ``astroscrappy.detect_cosmics``, fed each observation's gain, read noise,
+    saturation level, sky and instrument bad pixels (``inmask``).
 
     Parameters
     ----------
@@ -37,7 +44,7 @@ class LACosmicDetector(SweepDetector):
     """
 
     name = "lacosmic"
-    version = "1"
+    version = "2"  # 2: inmask is the instrument mask, no longer the evaluation ignore mask
 
     def __init__(self, sigclip: Sequence[float] = DEFAULT_SWEEP, sigfrac: float = 0.3, objlim: float = 5.0,
                  niter: int = 4, sepmed: bool = True, fsmode: str = "median") -> None:
@@ -50,25 +57,27 @@ class LACosmicDetector(SweepDetector):
     def sweep_values(self) -> Sequence[float]:
         return self._params["sigclip"]
 
-    def mask(self, sample: Sample, value: float) -> np.ndarray:
+    def mask(self, obs: Observation, value: float) -> np.ndarray:
         import astroscrappy
 
         p = self._params
-        gain = sample.gain if sample.gain > 0 else 1.0
+        gain = obs.gain if obs.gain > 0 else 1.0
         # astroscrappy works in ADU with gain and read noise in e-: convert the e- image back.
-        data = np.ascontiguousarray(sample.image, dtype=np.float32) / np.float32(gain)
-        sky = sample.meta.get("sky")
+        data = np.ascontiguousarray(obs.image, dtype=np.float32) / np.float32(gain)
+        sky = obs.meta.get("sky")
         inbkg = None
         if sky is not None and np.isscalar(sky) and np.isfinite(sky):
             inbkg = np.full(data.shape, float(sky) / gain, dtype=np.float32)
-        inmask = sample.ignore if sample.ignore is not None else None
-        satlevel = sample.saturation / gain if np.isfinite(sample.saturation) else 1e12
+        inmask = obs.bad_pixels(INMASK_BITS)
+        if inmask is not None and not inmask.any():
+            inmask = None
+        satlevel = obs.saturation / gain if np.isfinite(obs.saturation) else 1e12
         try:
             mask, _ = astroscrappy.detect_cosmics(
                 data, inmask=inmask, inbkg=inbkg, sigclip=float(value), sigfrac=p["sigfrac"],
-                objlim=p["objlim"], gain=float(gain), readnoise=max(sample.read_noise, 1e-3),
+                objlim=p["objlim"], gain=float(gain), readnoise=max(obs.read_noise, 1e-3),
                 satlevel=float(satlevel), niter=p["niter"], sepmed=p["sepmed"], cleantype="meanmask",
                 fsmode=p["fsmode"], verbose=False)
         except Exception as exc:  # astroscrappy raises plain ValueErrors
-            raise DetectorError(f"lacosmic failed on sample {sample.id!r} at sigclip={value}: {exc}") from exc
+            raise DetectorError(f"lacosmic failed on sample {obs.id!r} at sigclip={value}: {exc}") from exc
         return mask

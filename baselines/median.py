@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from crbench.detectors.base import Detector
 from crbench.errors import DetectorError
-from crbench.sample import Sample
+from crbench.observation import Observation
 
 
 class MedianDetector(Detector):
@@ -35,15 +35,15 @@ class MedianDetector(Detector):
             raise ValueError(f"median: deriv_scale must be >= 0, got {deriv_scale}")
         super().__init__(deriv_scale=float(deriv_scale))
 
-    def score(self, sample: Sample) -> np.ndarray:
-        if sample.exposures is None or sample.exposures.shape[0] < 1:
+    def score(self, obs: Observation) -> np.ndarray:
+        if obs.exposures is None or obs.exposures.shape[0] < 1:
             raise DetectorError(
-                f"detector 'median' needs at least 2 aligned exposures but sample {sample.id!r} has no "
+                f"detector 'median' needs at least 2 aligned exposures but sample {obs.id!r} has no "
                 "companion exposures; use a multi-exposure dataset or a single-image detector")
-        others = np.asarray(sample.exposures, dtype=np.float32)
+        others = np.asarray(obs.exposures, dtype=np.float32)
         n = others.shape[0]
         med = np.median(others, axis=0) if n > 1 else others[0]
-        rn2 = np.float32(sample.read_noise ** 2)
+        rn2 = np.float32(obs.read_noise ** 2)
         expected = np.maximum(med, 0)
         var_single = rn2 + expected
         var_med = var_single * (np.float32(np.pi / 2) / n if n > 2 else np.float32(1.0 / n))
@@ -55,5 +55,5 @@ class MedianDetector(Detector):
                 np.abs(med - ndimage.minimum_filter(med, size=3)),
             )
             var = var + (np.float32(k) * grad) ** 2
-        score = (np.asarray(sample.image, dtype=np.float32) - med) / np.sqrt(np.maximum(var, 1e-6))
+        score = (np.asarray(obs.image, dtype=np.float32) - med) / np.sqrt(np.maximum(var, 1e-6))
         return score.astype(np.float32)

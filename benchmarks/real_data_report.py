@@ -59,9 +59,9 @@ def fp_per_megapixel(detector_name: str, dataset) -> dict[str, float]:
     n_pix = 0
     for s in dataset.iter_samples("test"):
         if detector_name == "lacosmic":
-            flagged = np.asarray(det.mask(s, 4.5), bool)
+            flagged = np.asarray(det.mask(s.observation(), 4.5), bool)
         else:
-            flagged = det.score(s) > 5.0
+            flagged = det.score(s.observation()) > 5.0
         valid = ~s.ignore_or_false()
         fp = flagged & valid & ~(s.truth if s.truth is not None else False)
         fp_pix += int(fp.sum())

@@ -2,8 +2,9 @@
 
 Layout (extensions present only when the sample has them)::
 
-    PRIMARY    empty data; SAMPLEID, GAIN, RDNOISE, SKY, EXPTIME, SATURATE, INSTRUME, BUNIT
+    PRIMARY    empty data; CRBFMT, SAMPLEID, GAIN, RDNOISE, SKY, EXPTIME, SATURATE, INSTRUME, BUNIT
     SCI        float32 image in electrons (BUNIT = 'electron')
+    DQMASK     uint8 instrument data-quality bits (crbench.observation.DQ_*), seen by detectors
     CRMASK     uint8 cosmic-ray truth (1 = CR)
     IGNORE     uint8 pixels excluded from every count
     CRLABEL    int32 CR instance ids (0 = none)
@@ -15,6 +16,10 @@ Layout (extensions present only when the sample has them)::
     META       binary table with one row: the sample's meta as JSON
 
 ``astropy.nddata.CCDData.read(path, hdu='SCI', hdu_mask='CRMASK')`` opens it.
+
+Format versions (``CRBFMT`` in the primary header): 1 (no keyword) had no instrument mask, so
+the evaluation ``IGNORE`` mask was the only mask; 2 adds ``DQMASK``. Format 1 files still open,
+with a one-time :class:`FormatNote` warning per folder: their detectors get no instrument mask.
 """
 from __future__ import annotations
 
@@ -46,6 +51,21 @@ _HEADER_KEYS = {
 _MASKS = {"truth": "CRMASK", "ignore": "IGNORE", "sources": "SOURCES", "halo": "HALO"}
 _CUBES = {"exposures": "EXPOSURES", "ramp": "RAMP"}
 
+#: Version of the sample file layout written by :func:`write_sample` (``CRBFMT`` header card).
+FORMAT_VERSION = 2
+
+#: Folders for which the format-1 note was already given (once per folder and process).
+_NOTED_FOLDERS: set[str] = set()
+
+
+class FormatNote(UserWarning):
+    """A sample file of an older format version was opened (shown once per folder)."""
+
+
+def format_version(header) -> int:
+    """The crbench format version of a sample file from its primary header (1 without CRBFMT)."""
+    return int(header.get("CRBFMT", 1))
+
 
 def write_sample(sample: Sample, path: str | os.PathLike) -> None:
     """Write ``sample`` to ``path`` as a crbench FITS file, atomically.
@@ -60,6 +80,7 @@ def write_sample(sample: Sample, path: str | os.PathLike) -> None:
     sample.validate()
     primary = fits.PrimaryHDU()
     hdr = primary.header
+    hdr["CRBFMT"] = (FORMAT_VERSION, "crbench sample format version")
     hdr["SAMPLEID"] = (sample.id, "crbench sample id")
     hdr["BUNIT"] = ("electron", "image unit")
     for key, (card, comment) in _HEADER_KEYS.items():
@@ -75,6 +96,10 @@ def write_sample(sample: Sample, path: str | os.PathLike) -> None:
         if card in hdr:
             sci.header[card] = (hdr[card], comment)
     hdus.append(sci)
+    if sample.dqmask is not None:
+        dq = fits.ImageHDU(np.asarray(sample.dqmask, dtype=np.uint8), name="DQMASK")
+        dq.header["COMMENT"] = "instrument data-quality bits: 1 saturated, 2 dead/bad column, 4 hot, 8 other"
+        hdus.append(dq)
     for attr, name in _MASKS.items():
         arr = getattr(sample, attr)
         if arr is not None:
@@ -155,12 +180,20 @@ def _read_sample(path: Path, load_companions: bool) -> Sample:
         if "SCI" not in names:
             raise FormatError(f"{path}: missing SCI extension (found {names}); not a crbench sample file")
         hdr = hdul[0].header
+        version = format_version(hdr)
+        if version > FORMAT_VERSION:
+            raise FormatError(f"{path}: sample format version {version} (CRBFMT) is newer than this crbench "
+                              f"reads ({FORMAT_VERSION}); upgrade crbench")
+        if version < 2:
+            _note_old_format(path, version)
         sample_id = str(hdr.get("SAMPLEID", path.stem))
         if sample_id != path.stem:
             raise FormatError(f"{path}: header SAMPLEID is {sample_id!r} but the file name says {path.stem!r}; "
                               "a sample file must be named <SAMPLEID>.fits (rebuild the dataset or rename the file)")
         image = _read_array(hdul, "SCI", path, np.float32)
         sample = Sample(id=sample_id, image=image)
+        if "DQMASK" in names:
+            sample.dqmask = _read_array(hdul, "DQMASK", path, np.uint8)
         for attr, name in _MASKS.items():
             if name in names:
                 setattr(sample, attr, _read_array(hdul, name, path, np.uint8).astype(bool))
@@ -180,6 +213,15 @@ def _read_sample(path: Path, load_companions: bool) -> Sample:
                 meta[key] = hdr[card]
         sample.meta = meta
     return sample.validate()
+
+
+def _note_old_format(path: Path, version: int) -> None:
+    folder = str(path.resolve().parent)
+    if folder in _NOTED_FOLDERS:
+        return
+    _NOTED_FOLDERS.add(folder)
+    warnings.warn(f"{folder}: format {version} dataset: no instrument mask; detectors get none "
+                  "(rebuild it for a DQMASK)", FormatNote, stacklevel=4)
 
 
 def _read_array(hdul: fits.HDUList, name: str, path: Path, dtype) -> np.ndarray:

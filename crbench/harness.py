@@ -49,6 +49,7 @@ from .metrics.protocols import protocol_summary
 from .metrics.sources import SNR_EDGES, source_table
 from .metrics.summary import NOT_REACHED, tpr_at_fpr
 from .metrics.wilson import MIN_RANKABLE_CRS, wilson_interval
+from .observation import Observation
 from .results import MORPHOLOGY_COLUMNS, Results, run_meta  # noqa: F401 (re-exported)
 from .sample import MORPHOLOGIES, Sample
 
@@ -143,11 +144,17 @@ class _Timeout(BaseException):
 
 
 # ------------------------------------------------------------------------------------ scoring
-def run_detector(detector: Detector, sample: Sample, timeout: float | None = None) -> tuple[np.ndarray, float]:
-    """Run ``detector`` on ``sample``, validate its output and time it.
+def run_detector(detector: Detector, sample: Sample | Observation,
+                 timeout: float | None = None) -> tuple[np.ndarray, float]:
+    """Run ``detector`` on ``sample``'s observation, validate its output and time it.
+
+    The detector gets only :meth:`Sample.observation` (image, companions, instrument mask and
+    instrument meta, as read-only copies): never the truth, ignore mask, labels or sources.
 
     Parameters
     ----------
+    sample : Sample or Observation
+        The sample to score (or an observation already built from it).
     timeout : float, optional
         Seconds allowed. In the main thread of a process (serial runs and ``workers=N``) the call
         is interrupted by ``SIGALRM`` when it runs over (Python-level code and C calls that return
@@ -160,9 +167,10 @@ def run_detector(detector: Detector, sample: Sample, timeout: float | None = Non
         If the detector lacks a required input, raises, runs past ``timeout``, or returns a
         wrong-shaped or non-finite map.
     """
+    obs = sample.observation() if isinstance(sample, Sample) else sample
     check = getattr(detector, "check_inputs", None)
     if check is not None:
-        check(sample)
+        check(obs)
     use_alarm = (timeout is not None and timeout > 0 and hasattr(signal, "setitimer")
                  and threading.current_thread() is threading.main_thread())
     previous = None
@@ -172,7 +180,7 @@ def run_detector(detector: Detector, sample: Sample, timeout: float | None = Non
             previous = signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(timeout))
         try:
-            raw = detector.score(sample)
+            raw = detector.score(obs)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -194,7 +202,7 @@ def run_detector(detector: Detector, sample: Sample, timeout: float | None = Non
     if timeout is not None and timeout > 0 and seconds > timeout:
         raise DetectorError(f"detector {detector.name!r} exceeded the {timeout:g} s timeout on sample "
                             f"{sample.id!r} (took {seconds:.1f} s)")
-    return check_score_map(raw, sample, detector.name), seconds
+    return check_score_map(raw, obs, detector.name), seconds
 
 
 def _on_alarm(signum, frame):  # pragma: no cover - exercised through run_detector

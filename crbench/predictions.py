@@ -19,7 +19,7 @@ import numpy as np
 from .dataset import Dataset
 from .detectors.base import Detector
 from .errors import DetectorError, FormatError
-from .sample import Sample
+from .observation import Observation
 
 SUFFIX = ".fits"
 #: Files listed in one message at most.
@@ -188,17 +188,17 @@ class PredictionsDetector(Detector):
         self.trained_on = tuple(trained_on)  # type: ignore[misc]
         self.score_range = tuple(score_range) if score_range is not None else None  # type: ignore[misc]
 
-    def score(self, sample: Sample) -> np.ndarray:
-        path = self.directory / f"{sample.id}{SUFFIX}"
+    def score(self, obs: Observation) -> np.ndarray:
+        path = self.directory / f"{obs.id}{SUFFIX}"
         if not path.exists():
-            raise DetectorError(f"{path}: no score map for sample {sample.id!r}")
+            raise DetectorError(f"{path}: no score map for sample {obs.id!r}")
         try:
             data = read_score_map(path)
         except FormatError as exc:
             raise DetectorError(str(exc)) from exc
-        if data.shape != sample.shape:
-            raise DetectorError(f"{path}: score map has shape {data.shape}; sample {sample.id!r} has shape "
-                                f"{sample.shape}")
+        if data.shape != obs.shape:
+            raise DetectorError(f"{path}: score map has shape {data.shape}; sample {obs.id!r} has shape "
+                                f"{obs.shape}")
         return data
 
 

@@ -2,6 +2,11 @@
 
 Units: every image is in electrons (e-), background included. ``gain`` (e-/ADU), ``read_noise``
 (e-) and ``sky`` (e-, scalar) travel in ``meta``.
+
+A sample holds both what a telescope delivers (image, exposures, ramp, instrument mask ``dqmask``,
+instrument meta) and what the benchmark knows (truth, ignore, labels, instances, sources).
+Detectors only ever get the former, as the :class:`~crbench.observation.Observation` that
+:meth:`Sample.observation` builds.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SampleError
+from .observation import Observation
 
 #: Columns of the per-instance (per-CR) table.
 INSTANCE_COLUMNS = ("id", "morphology", "generator", "pixels", "charge", "saturated")
@@ -63,7 +69,14 @@ class Sample:
         Up-the-ramp group images, for IR detectors.
     meta : dict
         ``gain``, ``read_noise``, ``sky``, ``exptime``, ``saturation``, ``instrument``,
-        ``pixel_scale``, ``psf_fwhm`` and provenance; free-form beyond those.
+        ``pixel_scale``, ``psf_fwhm`` and provenance; free-form beyond those. Only the instrument
+        keys (:data:`crbench.observation.OBSERVATION_META_KEYS`) reach detectors.
+    source_table : DataFrame or None
+        Extra per-sample table (e.g. a source catalogue); not validated.
+    dqmask : ndarray of uint8, shape (H, W), or None
+        Instrument data-quality bits (:data:`crbench.observation.DQ_SATURATED`, ``DQ_DEAD``,
+        ``DQ_HOT``, ``DQ_OTHER``) known without the truth; detectors see it. Never CR truth or
+        label-derived pixels (those belong in ``ignore``). None when unknown.
     """
 
     id: str
@@ -79,6 +92,7 @@ class Sample:
     #: Extra per-sample tables (e.g. a source catalogue); not validated.
     source_table: pd.DataFrame | None = None
     halo: np.ndarray | None = None
+    dqmask: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,6 +114,15 @@ class Sample:
     @property
     def saturation(self) -> float:
         return float(self.meta.get("saturation", np.inf))
+
+    def observation(self) -> Observation:
+        """What a detector may see: image, companions, instrument mask and instrument meta.
+
+        The arrays are read-only copies, so a detector can neither read the evaluation fields
+        nor alter this sample.
+        """
+        return Observation.build(self.id, self.image, exposures=self.exposures, ramp=self.ramp,
+                                 dqmask=self.dqmask, meta=self.meta)
 
     def ignore_or_false(self) -> np.ndarray:
         """The ignore mask, or an all-False mask when there is none."""
@@ -154,6 +177,12 @@ def validate_sample(sample: Sample) -> None:
             _fail(sid, f"halo must be a bool mask, got dtype {sample.halo.dtype}")
         if sample.truth is not None and np.any(sample.halo & sample.truth):
             _fail(sid, "halo and truth overlap: a halo pixel is a CR pixel that failed the truth rule")
+    if sample.dqmask is not None:
+        dq = sample.dqmask
+        if not isinstance(dq, np.ndarray) or dq.shape != shape:
+            _fail(sid, f"dqmask has shape {getattr(dq, 'shape', None)} but image has shape {shape}")
+        if dq.dtype != np.uint8:
+            _fail(sid, f"dqmask must be a uint8 bit field (crbench.observation.DQ_*), got dtype {dq.dtype}")
     if sample.labels is not None:
         if not np.issubdtype(sample.labels.dtype, np.integer):
             _fail(sid, f"labels must be an integer array, got dtype {sample.labels.dtype}")

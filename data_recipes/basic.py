@@ -15,6 +15,7 @@ import pandas as pd
 from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
 from crbench.recipes import Recipe, register_recipe
+from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
 from crbench.truth import DEFAULT_RULE, apply_truth_rule
 
@@ -127,7 +128,8 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
     }
     return Sample(id=sample_id, image=frames[0], truth=truth, ignore=np.zeros(shape, bool), labels=labels,
                   instances=round_table(table), sources=sources, halo=halo,
-                  exposures=np.stack(frames[1:]) if len(frames) > 1 else None, meta=meta)
+                  exposures=np.stack(frames[1:]) if len(frames) > 1 else None, meta=meta,
+                  dqmask=saturation_dqmask(frames[0], meta["saturation"]))
 
 
 def split_ids(ids: list[str], fractions=(0.5, 0.25, 0.25)) -> dict[str, list[str]]:

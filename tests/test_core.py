@@ -155,7 +155,7 @@ def test_sweep_rank_score_direction():
 def test_lacosmic_sweep_is_loosest_first_and_finds_injected_crs(sample):
     det = get_detector("lacosmic", sigclip=[20.0, 4.0, 8.0])
     assert list(det.sweep_values()) == [4.0, 8.0, 20.0]
-    score = det.score(sample)
+    score = det.score(sample.observation())
     assert score.shape == sample.shape and score.dtype == np.float32
     assert score[sample.truth].mean() > 2.5  # bright CRs flagged even at the strictest step
     assert (score[~sample.truth] > 0).mean() < 0.01
@@ -163,7 +163,7 @@ def test_lacosmic_sweep_is_loosest_first_and_finds_injected_crs(sample):
 
 
 def test_median_detector_finds_injected_crs(sample):
-    score = get_detector("median").score(sample)
+    score = get_detector("median").score(sample.observation())
     assert np.median(score[sample.truth]) > 50
     assert np.percentile(score[~sample.truth], 99.9) < 6
 
@@ -171,9 +171,9 @@ def test_median_detector_finds_injected_crs(sample):
 def test_median_without_exposures_is_a_clear_error():
     s = make_sample(n_exposures=0)
     with pytest.raises(DetectorError, match=r"requires exposures but sample 's0' has none"):
-        get_detector("median").check_inputs(s)
+        get_detector("median").check_inputs(s.observation())
     with pytest.raises(DetectorError, match="no companion exposures"):
-        get_detector("median").score(s)
+        get_detector("median").score(s.observation())
 
 
 class _WrongShape(Detector):

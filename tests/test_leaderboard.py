@@ -62,7 +62,7 @@ def _write_predictions(dataset, det, folder: Path, splits=("test", "val")) -> No
     folder.mkdir(parents=True, exist_ok=True)
     for split in splits:
         for sid in dataset.ids(split):
-            fits.PrimaryHDU(det.score(dataset.load(sid))).writeto(folder / f"{sid}.fits")
+            fits.PrimaryHDU(det.score(dataset.load(sid).observation())).writeto(folder / f"{sid}.fits")
 
 
 def test_third_party_detector_module_class_and_predictions_reach_leaderboard(basic_dataset, third_party, tmp_path,
@@ -365,7 +365,7 @@ def test_predictions_without_val_maps_choose_the_operating_point_in_sample(basic
     # one validation map present: all of them are then required, named in the error
     val_ids = basic_dataset.ids("val")
     if len(val_ids) > 1:
-        fits.PrimaryHDU(det.score(basic_dataset.load(val_ids[0]))).writeto(folder / f"{val_ids[0]}.fits")
+        fits.PrimaryHDU(det.score(basic_dataset.load(val_ids[0]).observation())).writeto(folder / f"{val_ids[0]}.fits")
         with pytest.raises(FormatError, match=rf"sim-basic/test and /val have no score map: .*{val_ids[1]}\.fits"):
             score_predictions(folder, basic_dataset, progress=False)
 

@@ -73,7 +73,7 @@ def deepcr_detector():
 
 def test_deepcr_finds_injected_crs(deepcr_detector):
     img, truth = _sky_with_crs()
-    score = deepcr_detector.score(Sample(id="inj", image=img))
+    score = deepcr_detector.score(Sample(id="inj", image=img).observation())
     assert score.dtype == np.float32 and score.shape == img.shape
     assert 0.0 <= score.min() and score.max() <= 1.0
     curve = exact_curve(score, truth)
@@ -95,7 +95,7 @@ def test_deepcr_unregistered_per_filter_weights_load():
     from baselines.deepcr_detector import DeepCRDetector
 
     img, truth = _sky_with_crs(seed=5)
-    score = DeepCRDetector(model="ACS-WFC-F606W").score(Sample(id="inj", image=img))
+    score = DeepCRDetector(model="ACS-WFC-F606W").score(Sample(id="inj", image=img).observation())
     assert ap(exact_curve(score, truth)) > 0.9
 
 
@@ -352,7 +352,7 @@ def test_tiny_training_reduces_loss_and_reproduces(tiny_dataset, tmp_path):
     det = AttentionUNetDetector(weights=p1)
     assert det.trained_on == ("sim-basic:train", "sim-basic:val")
     sample = tiny_dataset.load(tiny_dataset.ids("test")[0])
-    score = det.score(sample)
+    score = det.score(sample.observation())
     assert score.shape == sample.shape and score.dtype == np.float32
     assert np.all((score >= 0) & (score <= 1))
 
@@ -385,7 +385,7 @@ def test_shipped_weights_load_and_detect(name):
     assert side["sha256"] and side["command"] and side["log"]
     assert all(not t.endswith(":test") for t in det.trained_on) and det.trained_on
     img, truth = _sky_with_crs(seed=11)
-    score = det.score(Sample(id="inj", image=img))
+    score = det.score(Sample(id="inj", image=img).observation())
     assert score.dtype == np.float32 and score.shape == img.shape
     assert ap(exact_curve(score, truth)) > 0.5
     assert tpr_at_fpr(exact_curve(score, truth), 1e-2) > 0.5
@@ -405,7 +405,7 @@ def test_cosmic_conn_plugin_pads_edges_and_keeps_logging():
     truth[-2:, 40:42] = True
     img[50:52, -3:-1] += 3000
     truth[50:52, -3:-1] = True
-    score = det.score(Sample(id="edge", image=img))
+    score = det.score(Sample(id="edge", image=img).observation())
     assert score.shape == img.shape and score.dtype == np.float32
     assert score[-2:, 40:42].min() > 0.5 and score[50:52, -3:-1].min() > 0.5
 

@@ -7,7 +7,8 @@ Images are in electrons with the sky included. Each image is reduced to
     x = asinh((image - c) / (s * SOFTENING))
 
 where ``c`` is the median and ``s`` the robust noise (1.4826 x median absolute deviation) of
-the image's non-ignored pixels, computed once per *whole image* (never per tile, so tiled
+the image's pixels outside the instrument mask (``dqmask``, what a detector sees; never the
+evaluation ignore mask), computed once per *whole image* (never per tile, so tiled
 inference has no seams). The net therefore sees noise in units of the image's own sigma,
 linear up to ~``SOFTENING`` sigma and logarithmic above, and is invariant to the sky level, the
 gain and the exposure time. (deepCR's packaged nets differ: the ACS-WFC net takes raw electrons
@@ -45,7 +46,7 @@ SOFTENING = 5.0
 
 
 def image_stats(image: np.ndarray, ignore: np.ndarray | None = None) -> tuple[float, float]:
-    """Median and robust noise (1.4826 MAD) of an image's valid pixels.
+    """Median and robust noise (1.4826 MAD) of an image's valid pixels (``ignore`` False).
 
     Computed on every second row and column (a fixed, deterministic subsample) for speed.
 
@@ -156,7 +157,8 @@ class PatchSampler:
                 raise DatasetError(f"dataset {self.dataset.name!r} sample {sample.id!r} has no truth mask; "
                                    "training needs labelled samples")
             ignore = sample.ignore_or_false()
-            c, s = image_stats(sample.image, ignore)
+            # normalise as at inference: statistics outside the instrument mask (what a detector sees)
+            c, s = image_stats(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
             img = sample.image.astype(np.float32)
             pad_h = max(0, self.patch - img.shape[0])
             pad_w = max(0, self.patch - img.shape[1])

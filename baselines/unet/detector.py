@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from crbench.detectors.base import Detector
-from crbench.sample import Sample
+from crbench.observation import Observation
 
 from .data import normalize_sample_image
 from .inference import predict_logits, sigmoid
@@ -48,7 +48,8 @@ class _TrainedUNetDetector(Detector):
     arch: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ("image",)
     score_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
-    version: ClassVar[str] = "1"
+    #: 2: normalisation statistics exclude the instrument mask, no longer the evaluation ignore mask.
+    version: ClassVar[str] = "2"
 
     def __init__(self, weights: str | Path | None = None, tile: int = 512, threads: int | None = None) -> None:
         path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{self.name}.pt"
@@ -63,9 +64,12 @@ class _TrainedUNetDetector(Detector):
         super().__init__(weights=str(path) if weights is not None else "shipped",
                          weights_sha256=file_sha256(path)[:16], tile=int(tile))
 
-    def score(self, sample: Sample) -> np.ndarray:
-        """CR probability per pixel, float32 in [0, 1]."""
-        x = normalize_sample_image(sample.image, sample.ignore)
+    def score(self, obs: Observation) -> np.ndarray:
+        """CR probability per pixel, float32 in [0, 1].
+
+        The normalisation statistics use the image's pixels outside the instrument mask.
+        """
+        x = normalize_sample_image(obs.image, obs.bad_pixels())
         prev = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(int(self.threads))
@@ -77,9 +81,12 @@ class _TrainedUNetDetector(Detector):
                 torch.set_num_threads(prev)
         return sigmoid(logits)
 
-    def probability(self, image: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
-        """Probability map of a bare image in electrons (convenience for scripts)."""
-        return self.score(Sample(id="image", image=np.asarray(image, dtype=np.float32), ignore=ignore))
+    def probability(self, image: np.ndarray, dqmask: np.ndarray | None = None) -> np.ndarray:
+        """Probability map of a bare image in electrons (convenience for scripts).
+
+        ``dqmask`` is an optional uint8 instrument mask (``crbench.observation.DQ_*`` bits).
+        """
+        return self.score(Observation.build("image", image, dqmask=dqmask))
 
 
 def _class_trained_on(name: str) -> tuple[str, ...]:

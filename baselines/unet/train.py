@@ -71,7 +71,7 @@ def load_validation(dataset: Dataset, split: str, crop: int, max_images: int) ->
             break
         if sample.truth is None:
             raise DatasetError(f"dataset {dataset.name!r} sample {sample.id!r} has no truth; cannot validate")
-        x = normalize_sample_image(sample.image, sample.ignore)
+        x = normalize_sample_image(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
         sl = (slice(0, crop), slice(0, crop)) if crop else (slice(None), slice(None))
         out.append((x[sl], sample.truth[sl], ~sample.ignore_or_false()[sl]))
     return out

@@ -1,7 +1,9 @@
 """The detector protocol.
 
-A detector maps a :class:`~crbench.sample.Sample` to a float32 score map of the image's shape,
-higher = more CR-like, finite everywhere. A detector that only yields yes/no masks subclasses
+A detector maps an :class:`~crbench.observation.Observation` (what a telescope delivers: image,
+companion exposures, ramp, instrument mask and instrument meta; never the truth, ignore mask,
+labels or sources) to a float32 score map of the image's shape, higher = more CR-like, finite
+everywhere. A detector that only yields yes/no masks subclasses
 :class:`SweepDetector`: it declares a parameter sweep ordered from the loosest to the strictest
 step, and its score is the number of steps that flag a pixel, so pixels flagged even by the
 strictest step rank highest and every detector yields a curve.
@@ -15,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ..errors import DetectorError
-from ..sample import Sample
+from ..observation import Observation
 
 #: Inputs a detector may require.
 INPUTS = ("image", "exposures", "ramp")
@@ -66,19 +68,19 @@ class Detector:
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def check_inputs(self, sample: Sample) -> None:
-        """Raise :class:`DetectorError` if ``sample`` lacks an input this detector requires."""
+    def check_inputs(self, obs: Observation) -> None:
+        """Raise :class:`DetectorError` if ``obs`` lacks an input this detector requires."""
         for need in self.requires:
             if need == "image":
                 continue
-            arr = getattr(sample, need, None)
+            arr = getattr(obs, need, None)
             if arr is None or (need == "exposures" and arr.shape[0] < 1):
                 raise DetectorError(
-                    f"detector {self.name!r} requires {need} but sample {sample.id!r} has none"
+                    f"detector {self.name!r} requires {need} but sample {obs.id!r} has none"
                 )
 
-    def score(self, sample: Sample) -> np.ndarray:  # pragma: no cover - abstract
-        """Return a float32 (H, W) score map, higher = more CR-like."""
+    def score(self, obs: Observation) -> np.ndarray:  # pragma: no cover - abstract
+        """Return a float32 (H, W) score map of ``obs.image``, higher = more CR-like."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -98,15 +100,16 @@ class SweepDetector(Detector):
     def sweep_values(self) -> Sequence[float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def mask(self, sample: Sample, value: float) -> np.ndarray:  # pragma: no cover - abstract
+    def mask(self, obs: Observation, value: float) -> np.ndarray:  # pragma: no cover - abstract
+        """Boolean (H, W) CR mask of ``obs`` at sweep step ``value``."""
         raise NotImplementedError
 
     @property
     def score_range(self) -> tuple[float, float]:  # type: ignore[override]
         return (0.0, float(len(self.sweep_values())))
 
-    def score(self, sample: Sample) -> np.ndarray:
-        return masks_to_rank_score(self.mask(sample, v) for v in self.sweep_values())
+    def score(self, obs: Observation) -> np.ndarray:
+        return masks_to_rank_score(self.mask(obs, v) for v in self.sweep_values())
 
 
 def masks_to_rank_score(masks) -> np.ndarray:
@@ -126,8 +129,8 @@ def masks_to_rank_score(masks) -> np.ndarray:
     return score
 
 
-def check_score_map(score: Any, sample: Sample, detector_name: str) -> np.ndarray:
-    """Validate a detector's output and return it as float32.
+def check_score_map(score: Any, obs: Observation, detector_name: str) -> np.ndarray:
+    """Validate a detector's output on ``obs`` and return it as float32.
 
     Raises
     ------
@@ -137,17 +140,19 @@ def check_score_map(score: Any, sample: Sample, detector_name: str) -> np.ndarra
     """
     if not isinstance(score, np.ndarray):
         raise DetectorError(f"detector {detector_name!r} returned {type(score).__name__} for sample "
-                            f"{sample.id!r}; expected a float32 array of shape {sample.shape}")
-    if score.shape != sample.shape:
+                            f"{obs.id!r}; expected a float32 array of shape {obs.shape}")
+    if score.shape != obs.shape:
         raise DetectorError(f"detector {detector_name!r} returned shape {score.shape} for sample "
-                            f"{sample.id!r}; expected {sample.shape}")
+                            f"{obs.id!r}; expected {obs.shape}")
     if not (np.issubdtype(score.dtype, np.floating) or np.issubdtype(score.dtype, np.integer)
             or score.dtype == bool):
         raise DetectorError(f"detector {detector_name!r} returned dtype {score.dtype} for sample "
-                            f"{sample.id!r}; expected float32")
+                            f"{obs.id!r}; expected float32")
     score = np.asarray(score, dtype=np.float32)
+    if not score.flags.writeable:  # e.g. a view of the read-only observation image
+        score = score.copy()
     n_bad = int(np.count_nonzero(~np.isfinite(score)))
     if n_bad:
         raise DetectorError(f"detector {detector_name!r} returned {n_bad} NaN or inf values for sample "
-                            f"{sample.id!r}; scores must be finite everywhere")
+                            f"{obs.id!r}; scores must be finite everywhere")
     return score

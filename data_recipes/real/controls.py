@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import DQ_SATURATED, saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample, empty_instance_table
 
@@ -70,11 +71,11 @@ def _aligned_companions(cube: np.ndarray, shifts: np.ndarray, i: int) -> np.ndar
 
 
 def _negative_sample(sid: str, image_e: np.ndarray, exposures_e: np.ndarray | None, ignore: np.ndarray,
-                     meta: dict[str, Any]) -> Sample:
+                     meta: dict[str, Any], dqmask: np.ndarray | None = None) -> Sample:
     shape = image_e.shape
     return Sample(id=sid, image=image_e.astype(np.float32), truth=np.zeros(shape, bool), ignore=ignore,
                   labels=np.zeros(shape, np.int32), instances=empty_instance_table(), sources=None,
-                  exposures=exposures_e, meta=meta)
+                  exposures=exposures_e, meta=meta, dqmask=dqmask)
 
 
 def build_m13(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
@@ -100,7 +101,8 @@ def build_m13(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                 "exptime": float(hdrs[i].get("EXPTIME", 5.0)), "saturation": float((65535 - noise.bias) * noise.gain),
                 "instrument": "Orion SSDSI (Sony ICX285)", "pixel_scale": None, "psf_fwhm": 2.0,
                 "source_file": f.name, "label_confidence": "negative control"}
-        samples.append(_negative_sample(sid, electrons[i], others, ignore, meta))
+        dq = np.where(sat[i], DQ_SATURATED, 0).astype(np.uint8)  # raw ADU near the 16-bit ceiling
+        samples.append(_negative_sample(sid, electrons[i], others, ignore, meta, dq))
         ids.append(sid)
     extra = {"kind": "real-negative-control", "noise": noise.to_dict(), "shifts_px": shifts.tolist(),
              "ignored_candidates": [int(c.sum()) for c in cand],
@@ -176,7 +178,8 @@ def build_kast_biases(out: Path, *, progress: bool = True, **options: Any) -> Da
         meta = {"gain": KAST_GAIN, "read_noise": KAST_READ_NOISE, "sky": 0.0, "exptime": 0.0,
                 "saturation": float(65535 * KAST_GAIN), "instrument": "Lick Kast blue", "pixel_scale": 0.43,
                 "psf_fwhm": 2.0, "source_file": n, "label_confidence": "negative control"}
-        samples.append(_negative_sample(sid, cube_e[i], others, cand[i].copy(), meta))
+        samples.append(_negative_sample(sid, cube_e[i], others, cand[i].copy(), meta,
+                                        saturation_dqmask(cube_e[i], meta["saturation"])))
         ids.append(sid)
     prov = [p for p in provenance(KAST_DOWNLOAD) if p["file"] in names]
     extra = {"kind": "real-negative-control", "ignored_candidates": [int(c.sum()) for c in cand],

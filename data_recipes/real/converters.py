@@ -29,6 +29,7 @@ import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.errors import DatasetError, FormatError
+from crbench.observation import DQ_OTHER, saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 
@@ -240,7 +241,11 @@ def cosmic_conn_samples(path: Path, *, ignore_bits: Sequence[int] = (1, 2, 4, 8)
                 "maxlin": float(hdr.get("MAXLIN", np.inf)) * gains[j], "instrument": fname.split("-")[0],
                 "source_file": path.name, "frame": j, "ignore_bit_counts": bits, "ignore_bits": list(ignore_bits)}
         others = [images[i] for i in range(n) if i != j]
-        out.append(Sample(id=f"{path.stem}-{j}", image=images[j], truth=truth, ignore=ignore, labels=labels,
+        # instrument mask: saturated pixels (SATURATE header) and the no-data bit; the other IGNORE
+        # bits (alignment boundary, sources, hot-or-single) come from the labelling, not the instrument
+        dq = saturation_dqmask(images[j], meta["saturation"])
+        dq[(ign[j] & 2) != 0] |= DQ_OTHER
+        out.append(Sample(id=f"{path.stem}-{j}", image=images[j], truth=truth, ignore=ignore, labels=labels, dqmask=dq,
                           instances=table, sources=sources, exposures=np.stack(others) if others else None,
                           meta=meta))
     return out

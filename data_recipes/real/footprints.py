@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import ndimage
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample, empty_instance_table
 
@@ -142,6 +143,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             # the frame's own halo (real CR charge that failed the truth rule) stays in the cleaned image
             halo = None if f.halo is None else f.halo & ~truth
             samples.append(Sample(id=sid, image=img, truth=truth, ignore=f.ignore, labels=lab, instances=table,
+                                  dqmask=saturation_dqmask(img, meta["saturation"], tolerance=model.noise.gain),
                                   sources=f.sources, halo=halo, exposures=f.exposures_e if len(f.exposures_e) else None,
                                   meta=meta))
         splits[split] = ids

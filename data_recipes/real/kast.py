@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 
@@ -94,6 +95,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                 "source_file": fname, "object": str(hdr.get("OBJECT", "")),
                 "label_confidence": "lower: single-frame procedure"}
         samples.append(Sample(id=sid, image=img, truth=truth, ignore=ignore, labels=labels, instances=table,
+                              dqmask=saturation_dqmask(img, saturation),
                               sources=sources, meta=meta))
     prov = [p for p in provenance(KAST_DOWNLOAD) if p["file"] in FRAMES]
     rule = LabelParams(seed_snr=PROCEDURE["seed_snr"], grow_snr=PROCEDURE["grow_snr"],

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 
@@ -115,10 +116,11 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                 continue
             sid = frame_id(names[i])
             ids.append(sid)
+            meta = frame_meta(model, f.sky_e, headers[i], names[i])
             samples.append(Sample(id=sid, image=f.image_e, truth=f.truth, ignore=f.ignore, labels=f.labels,
                                   instances=f.instances, sources=f.sources, halo=f.halo,
-                                  exposures=f.exposures_e if len(f.exposures_e) else None,
-                                  meta=frame_meta(model, f.sky_e, headers[i], names[i])))
+                                  exposures=f.exposures_e if len(f.exposures_e) else None, meta=meta,
+                                  dqmask=saturation_dqmask(f.image_e, meta["saturation"], tolerance=model.noise.gain)))
         splits[split] = ids
     quality = None
     if opts.get("label_quality"):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
+from crbench.observation import saturation_dqmask
 from crbench.recipes import Recipe, register_recipe
 from crbench.sample import Sample
 from crbench.truth import DEFAULT_RULE as TRUTH_RULE
@@ -107,6 +108,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
             meta = frame_meta(model, f.sky_e, headers[i], names[i])
             meta.update({"label_confidence": "simulated (exact)", "twin_of": sid, "preset": PRESET})
             samples.append(Sample(id=sid, image=img, truth=truth, ignore=ignore, labels=labels_i, instances=inst,
+                                  dqmask=saturation_dqmask(img, saturation),
                                   sources=f.sources, halo=halo, exposures=np.stack(exps) if exps else None, meta=meta))
         splits[split] = ids
     extra = {

@@ -38,6 +38,7 @@ from scipy.special import erf, gammaincinv
 
 from crbench.errors import CRBenchError
 from crbench.portable import digitise, round_table
+from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
 
 from crbench.truth import TruthRule, apply_truth_rule
@@ -285,6 +286,13 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
 # exposures and samples
 # --------------------------------------------------------------------------------------------
 
+def instrument_dqmask(image: np.ndarray, preset: InstrumentPreset) -> np.ndarray:
+    """The instrument mask of a simulated exposure: pixels read out at full well (``DQ_SATURATED``,
+    sources and CRs alike, as a real readout flags them; within one ADU after quantisation).
+    The simulator has no dead columns or hot pixels."""
+    return saturation_dqmask(image, preset.saturation, tolerance=preset.gain)
+
+
 def _quantise(img: np.ndarray, gain: float) -> np.ndarray:
     return digitise(img, gain)
 
@@ -415,5 +423,5 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
     sample = Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
                     instances=round_table(table) if table is not None else table, sources=sources, halo=halo,
                     exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
-                    meta=meta).validate()
+                    meta=meta, dqmask=instrument_dqmask(frames[0], p)).validate()
     return sample, sim_truth
