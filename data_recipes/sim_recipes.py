@@ -68,10 +68,12 @@ STANDARD: dict[str, dict[str, Any]] = {
                        "boost": "none"},
     "sim-hst-acs-gal": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
                         "split_counts": (16, 4, 16), "boost": "none"},
-    "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 90.0, "split_counts": (16, 4, 16),
-                  "boost": "none"},
-    "sim-ground-small": {"shape": (500, 650), "exposures": 3, "exposure_time": 60.0, "cr_rate_scale": 5.0,
-                         "split_counts": (50, 13, 50), "boost": "CR rate x5 over the sea-level muon rate"},
+    "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 900.0, "split_counts": (16, 4, 16),
+                  "boost": "900 s exposures (10x the 90 s small build) for more CRs per frame"},
+    "sim-ground-small": {"shape": (500, 650), "exposures": 3, "exposure_time": 600.0, "cr_rate_scale": 5.0,
+                         "split_counts": (50, 13, 50),
+                         "boost": "600 s exposures (10x the 60 s small build) and CR rate x5 over the sea-level "
+                                  "muon rate"},
     "sim-jwst-nircam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 300.0,
                         "split_counts": (16, 4, 16), "boost": "none"},
 }
