@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .atomic import atomic_dir
 from .errors import DownloadError, RegistryError
 
 MIRROR_ENV = "CRBENCH_MIRROR"
@@ -291,13 +292,18 @@ def is_downloaded(name: str) -> bool:
 # ----------------------------------------------------------------------------------------- safety
 
 
+#: File :func:`safe_extract` leaves in its folder; only such a folder (or an empty one) is replaced.
+EXTRACTED_MARKER = ".crbench-extracted"
+
+
 def _member_escapes(name: str) -> bool:
     p = PurePosixPath(name.replace("\\", "/"))
     return p.is_absolute() or ".." in p.parts or (len(name) > 1 and name[1] == ":")
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
-    """Extract a tar or zip archive into ``dest``, refusing any member that would escape it.
+    """Extract a tar or zip archive into ``dest`` (replacing it whole), refusing any member that
+    would escape it.
 
     Refused: absolute paths, ``..`` components, links whose target leaves ``dest``, and device
     files. Nothing is extracted when any member is refused.
@@ -313,8 +319,20 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
         Naming the archive and the offending member.
     """
     archive = Path(archive)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    final = Path(dest)
+    if final.is_dir() and any(final.iterdir()) and not (final / EXTRACTED_MARKER).exists():
+        raise DownloadError(f"{final}: folder is not empty and was not made by crbench's extraction; refusing "
+                            f"to replace it with the contents of {archive.name} - remove it or choose another folder")
+    # Extract into a temporary sibling that replaces ``dest`` whole at the end: a killed extraction
+    # leaves only a ``.NAME.<pid>.*.tmp`` folder, which the next extraction of that name removes.
+    with atomic_dir(final) as tmp:
+        files = _extract_into(archive, tmp, final)
+        (tmp / EXTRACTED_MARKER).write_text(f"{archive.name}\n", encoding="utf-8")
+    return [final / p.relative_to(tmp) for p in files]
+
+
+def _extract_into(archive: Path, dest: Path, shown: Path) -> list[Path]:
+    """Extract ``archive`` into the (empty) folder ``dest``; errors name ``shown``."""
     root = dest.resolve()
 
     def inside(target: Path) -> bool:
@@ -330,12 +348,12 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
             members = tf.getmembers()
             for m in members:
                 if _member_escapes(m.name) or not inside(dest / m.name):
-                    raise DownloadError(f"{archive}: refusing member {m.name!r} that escapes {dest}")
+                    raise DownloadError(f"{archive}: refusing member {m.name!r} that escapes {shown}")
                 if m.issym() or m.islnk():
                     base = (dest / m.name).parent if m.issym() else dest
                     if PurePosixPath(m.linkname).is_absolute() or not inside(base / m.linkname):
                         raise DownloadError(
-                            f"{archive}: refusing link {m.name!r} -> {m.linkname!r} that points outside {dest}")
+                            f"{archive}: refusing link {m.name!r} -> {m.linkname!r} that points outside {shown}")
                 elif not (m.isfile() or m.isdir()):
                     raise DownloadError(f"{archive}: refusing special member {m.name!r} (device or fifo)")
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -348,7 +366,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
         with zipfile.ZipFile(archive) as zf:
             for n in zf.namelist():
                 if _member_escapes(n) or not inside(dest / n):
-                    raise DownloadError(f"{archive}: refusing member {n!r} that escapes {dest}")
+                    raise DownloadError(f"{archive}: refusing member {n!r} that escapes {shown}")
             zf.extractall(dest)
             out = [dest / n for n in zf.namelist() if not n.endswith("/")]
         return out

@@ -1,4 +1,4 @@
-"""``crbench datasets list|build|info|download``."""
+"""``crbench datasets list|build|info|verify|download``."""
 from __future__ import annotations
 
 import argparse
@@ -31,12 +31,17 @@ def add_parser(sub) -> None:
     bp.add_argument("--exposure-time", type=float, help="exposure time in seconds (simulated recipes)")
     bp.add_argument("--seed", type=int, help="random seed")
     bp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bp.add_argument("--overwrite", action="store_true", help="replace an existing dataset in the output folder")
     bp.set_defaults(func=run_build)
 
     ip = dsub.add_parser("info", help="show a dataset card and its class-imbalance statistics")
     ip.add_argument("name", help="recipe name or dataset folder")
     ip.add_argument("--plot", metavar="DIR", help="also write the statistics histograms (PDF and PNG) into DIR")
     ip.set_defaults(func=run_info)
+
+    vp = dsub.add_parser("verify", help="recompute a dataset's content hash and compare it with its card")
+    vp.add_argument("name", help="recipe name or dataset folder")
+    vp.set_defaults(func=run_verify)
 
     dp = dsub.add_parser("download", help="download (or copy from $CRBENCH_MIRROR) a real dataset's source files")
     dp.add_argument("name", help="download name (see 'crbench datasets list')")
@@ -58,7 +63,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     opts = {"n_images": args.n_images, "shape": args.shape, "exposures": args.exposures,
             "exposure_time": args.exposure_time, "seed": args.seed}
-    ds = build_dataset(args.name, args.out, progress=not args.no_progress, **opts)
+    ds = build_dataset(args.name, args.out, progress=not args.no_progress, overwrite=args.overwrite, **opts)
     stats = ds.card.get("statistics", {})
     frac = stats.get("cr_pixel_fraction", {}).get("mean")
     print(f"built {ds.name} ({len(ds)} samples) at {ds.root}")
@@ -79,6 +84,20 @@ def run_info(args: argparse.Namespace) -> int:
     if args.plot:
         for p in plot_statistics(ds, args.plot):
             print(f"wrote {p}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crbench.dataset import CARD_NAME, Dataset, verify_dataset
+    from crbench.recipes import default_dataset_path
+
+    p = Path(args.name)
+    root = p if (p / CARD_NAME).exists() else default_dataset_path(args.name)
+    ds = Dataset.open(root if (root / CARD_NAME).exists() else p, check_files=False)
+    digest = verify_dataset(ds, refresh=True)
+    print(f"{ds.name} at {ds.root}: {len(ds)} samples, content hash {digest[:16]} matches the card")
     return 0
 
 

@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    ds = build_dataset(DEMO_RECIPE, out / "dataset", progress=not args.no_progress)
+    ds = build_dataset(DEMO_RECIPE, out / "dataset", progress=not args.no_progress, overwrite=True)
     dets, skipped = demo_detectors(args.detector)
     for name, why in skipped.items():
         print(f"skipping detector {name}: {why}")
-    res = evaluate(dets, ds, split="test", progress=not args.no_progress, out=out)
+    res = evaluate(dets, ds, split="test", progress=not args.no_progress, out=out, overwrite=True)
     plot_roc(res, out / "roc")
     plot_pr(res, out / "pr")
     print(format_table(res.table))
