@@ -343,7 +343,9 @@ def _die_with(parent_pid: int) -> None:
     import threading
     import time
 
-    if sys.platform.startswith("linux"):
+    # Only for forkserver workers: a worker spawned by the evaluating process itself would get the
+    # signal when the *thread* that started it ends, which may be long before the process does.
+    if sys.platform.startswith("linux") and os.getppid() != parent_pid:
         try:
             import ctypes
 
@@ -353,6 +355,13 @@ def _die_with(parent_pid: int) -> None:
             pass
 
     def alive() -> bool:
+        try:  # Linux: a killed parent its own parent has not reaped yet is a zombie, i.e. gone
+            with open(f"/proc/{parent_pid}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+        except FileNotFoundError:
+            return False
+        except OSError:  # pragma: no cover - no /proc
+            pass
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:

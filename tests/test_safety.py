@@ -379,8 +379,11 @@ def test_pool_workers_die_with_their_parent(tmp_path):
         open({str(pid_file)!r}, "w").write(" ".join(str(p) for p in pool._processes))
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # no pipes: the workers would inherit them and keep run() waiting for their end
+    with open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.run([sys.executable, "-c", script], env=_env(), stdout=subprocess.DEVNULL, stderr=err,
+                              timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
     pids = [int(p) for p in pid_file.read_text().split()]
     assert len(pids) == 2
     try:
