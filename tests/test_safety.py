@@ -366,25 +366,47 @@ def _pids_alive(pids: list[int]) -> list[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_pool_workers_die_with_their_parent(tmp_path):
-    pid_file = tmp_path / "pids"
+    """``evaluate(workers=2)`` killed from outside: its worker processes end too."""
+    ds = _toy(tmp_path / "ds", n=4)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    (mod / "sleeper.py").write_text(textwrap.dedent(f"""
+        import os, time
+        from crbench.detectors.base import Detector
+
+        class Sleeper(Detector):
+            name = "sleeper"
+            version = "1"
+            def score(self, sample):
+                open(os.path.join({str(pid_dir)!r}, str(os.getpid())), "w").close()
+                time.sleep(600)
+    """))
     script = textwrap.dedent(f"""
-        import os, signal, time
-        from crbench.harness import _Runner
-        runner = _Runner(workers=2)
-        pool = runner._get_pool()
-        futs = [pool.submit(time.sleep, 600) for _ in range(2)]
-        while len(pool._processes) < 2:
-            time.sleep(0.1)
-        time.sleep(2.0)
-        open({str(pid_file)!r}, "w").write(" ".join(str(p) for p in pool._processes))
-        os.kill(os.getpid(), signal.SIGKILL)
+        import os, signal, threading, time
+        from sleeper import Sleeper
+        from crbench.harness import evaluate
+
+        def killer():
+            while len(os.listdir({str(pid_dir)!r})) < 2:
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if __name__ == "__main__":
+            threading.Thread(target=killer, daemon=True).start()
+            evaluate(Sleeper(), {str(ds.root)!r}, split="all", progress=False, workers=2, cache=None,
+                     operating_split=None)
     """)
+    (mod / "main.py").write_text(script)
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(mod), env["PYTHONPATH"]])
     # no pipes: the workers would inherit them and keep run() waiting for their end
     with open(tmp_path / "stderr", "wb") as err:
-        proc = subprocess.run([sys.executable, "-c", script], env=_env(), stdout=subprocess.DEVNULL, stderr=err,
-                              timeout=300)
+        proc = subprocess.run([sys.executable, str(mod / "main.py")], env=env, stdout=subprocess.DEVNULL,
+                              stderr=err, timeout=300)
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
-    pids = [int(p) for p in pid_file.read_text().split()]
+    pids = [int(p.name) for p in pid_dir.iterdir()]
     assert len(pids) == 2
     try:
         deadline = time.monotonic() + 60
