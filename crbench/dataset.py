@@ -97,7 +97,10 @@ def check_dataset_destination(root: str | os.PathLike, overwrite: bool = False) 
     root = Path(root)
     if not root.exists() and not root.is_symlink():
         return
-    if not root.is_dir() or root.is_symlink():
+    if root.is_symlink():
+        raise DatasetError(f"{root}: is a symbolic link; building would replace the link, not its target - "
+                           "pass the target folder itself")
+    if not root.is_dir():
         raise DatasetError(f"{root}: exists and is not a folder; choose another output folder")
     if not any(root.iterdir()):
         return

@@ -22,8 +22,15 @@ from conftest import make_sample
 
 from crbench.cache import RecordCache
 from crbench.cli import main as cli_main
-from crbench.dataset import (CARD_NAME, Dataset, content_hash, file_stat, update_card, verify_dataset,
-                             write_dataset)
+from crbench.dataset import (
+    CARD_NAME,
+    Dataset,
+    content_hash,
+    file_stat,
+    update_card,
+    verify_dataset,
+    write_dataset,
+)
 from crbench.detectors.base import Detector
 from crbench.errors import CRBenchError, DatasetError, FormatError
 from crbench.fitsio import write_sample
@@ -250,7 +257,7 @@ def test_killed_dataset_write_leaves_a_temporary_that_the_next_run_removes(tmp_p
             (Path(tmp) / "half").write_text("x")
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     left = list(tmp_path.glob(".ds.*.tmp"))
     assert len(left) == 1 and not root.exists()
@@ -287,7 +294,7 @@ def test_killed_extraction_leaves_no_half_folder(tmp_path):
         tarfile.TarFile.extract = extract
         safe_extract({str(arc)!r}, {str(dest)!r})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not dest.exists()  # nothing half-extracted under the final name
     files = safe_extract(arc, dest)
@@ -404,7 +411,7 @@ def test_pool_workers_die_with_their_parent(tmp_path):
     # no pipes: the workers would inherit them and keep run() waiting for their end
     with open(tmp_path / "stderr", "wb") as err:
         proc = subprocess.run([sys.executable, str(mod / "main.py")], env=env, stdout=subprocess.DEVNULL,
-                              stderr=err, timeout=300)
+                              stderr=err, timeout=300, check=False)
     assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr").read_text()
     pids = [int(p.name) for p in pid_dir.iterdir()]
     assert len(pids) == 2
@@ -426,7 +433,7 @@ def test_written_files_respect_the_umask(tmp_path):
         _results("a").save(tmp_path / "res")
     finally:
         os.umask(old)
-    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
     assert mode(ds.root) == 0o755
     assert mode(ds.root / CARD_NAME) == 0o644
     assert mode(ds.sample_path("s0")) == 0o644
