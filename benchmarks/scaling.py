@@ -51,7 +51,8 @@ def main(argv=None) -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="crbench-scaling-")
     root = Path(args.data or tmp.name) / "sim-basic-scaling"
-    ds = build_dataset("sim-basic", root, progress=False, n_images=args.images, shape=(args.size, args.size))
+    ds = build_dataset("sim-basic", root, progress=False, n_images=args.images, shape=(args.size, args.size),
+                       overwrite=True)
     det = LACosmicDetector(sigclip=np.geomspace(3.0, 30.0, args.sweep))
     kw = dict(split="test", progress=False, operating_split=None, cache=None)
     n = len(ds.ids("test"))

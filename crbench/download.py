@@ -37,6 +37,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .atomic import atomic_dir
 from .errors import DownloadError, RegistryError
 
 MIRROR_ENV = "CRBENCH_MIRROR"
@@ -307,6 +308,10 @@ def is_downloaded(name: str) -> bool:
 # ----------------------------------------------------------------------------------------- safety
 
 
+#: File :func:`safe_extract` leaves in its folder; only such a folder (or an empty one) is replaced.
+EXTRACTED_MARKER = ".crbench-extracted"
+
+
 def _member_escapes(name: str) -> bool:
     p = PurePosixPath(name.replace("\\", "/"))
     return p.is_absolute() or ".." in p.parts or (len(name) > 1 and name[1] == ":")
@@ -398,6 +403,9 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
     dest = Path(dest)
     if not archive.is_file():
         raise DownloadError(f"{archive}: archive not found")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / EXTRACTED_MARKER).exists():
+        raise DownloadError(f"{dest}: folder is not empty and was not made by crbench's extraction; refusing "
+                            f"to replace it with the contents of {archive.name} - remove it or choose another folder")
     try:
         if tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
@@ -406,6 +414,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
                 with atomic_dir(dest) as tmp:
                     written = [_write_member(tmp, m.name, _tar_kind(m), lambda m=m: tf.extractfile(m))
                                for m in members]
+                    (tmp / EXTRACTED_MARKER).write_text(f"{archive.name}\n", encoding="utf-8")
         elif zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 infos = zf.infolist()
@@ -413,6 +422,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Pa
                 with atomic_dir(dest) as tmp:
                     written = [_write_member(tmp, i.filename, _zip_kind(i), lambda i=i: zf.open(i))
                                for i in infos]
+                    (tmp / EXTRACTED_MARKER).write_text(f"{archive.name}\n", encoding="utf-8")
         else:
             raise DownloadError(f"{archive}: not a tar or zip archive")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:

@@ -348,16 +348,70 @@ def evaluate_sample(detector: Detector, sample: Sample, binning: Binning, conven
 def score_one(detector: Detector, dataset_root: str, sample_id: str, spec: RecordSpec) -> SampleRecord:
     """Worker task: load one sample, score it, return its record (detector failures become an
     error record; anything else raises). Module-level so process pools and dask can pickle it."""
-    ds = Dataset.open(dataset_root)
-    sample = ds.load(sample_id, load_companions=any(r != "image" for r in detector.requires))
+    ds = Dataset.open(dataset_root, check_files=False)  # checked once by evaluate, not per task
+    sample = ds.check_labelled(ds.load(sample_id, load_companions=any(r != "image" for r in detector.requires)))
     try:
         return evaluate_sample(detector, sample, spec.binning, spec.conventions, spec=spec)
     except DetectorError as exc:
         return SampleRecord(sample_id, error=str(exc))
 
 
-def _worker_init() -> None:
-    """One thread per worker process: set before any detector library starts its thread pools."""
+def _die_with(parent_pid: int) -> None:
+    """Make this worker process exit when ``parent_pid`` (the evaluating process) is gone.
+
+    On Linux the kernel sends SIGKILL when the worker's parent exits (``PR_SET_PDEATHSIG``; the
+    parent of a forkserver worker is the forkserver, which exits with the evaluating process).
+    Everywhere, a daemon thread also polls ``parent_pid`` once a second and exits the worker
+    when it has disappeared.
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    # Only for forkserver workers: a worker spawned by the evaluating process itself would get the
+    # signal when the *thread* that started it ends, which may be long before the process does.
+    if sys.platform.startswith("linux") and os.getppid() != parent_pid:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc: the thread still watches
+            pass
+
+    def alive() -> bool:
+        try:  # Linux: a killed parent its own parent has not reaped yet is a zombie, i.e. gone
+            with open(f"/proc/{parent_pid}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+        except FileNotFoundError:
+            return False
+        except OSError:  # pragma: no cover - no /proc
+            pass
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # pragma: no cover
+            return True
+        return True
+
+    if not alive():
+        os._exit(1)
+
+    def watch() -> None:
+        while alive():
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="crbench-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
+    """One thread per worker process: set before any detector library starts its thread pools; the
+    worker dies with ``parent_pid`` (see :func:`_die_with`)."""
+    if parent_pid is not None:
+        _die_with(parent_pid)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     import sys
@@ -404,21 +458,27 @@ class _Runner:
             yield from self._run_pool(det, root, ids, spec)
         else:
             for sid in ids:
-                sample = ds.load(sid, load_companions=any(r != "image" for r in det.requires))
+                sample = ds.check_labelled(ds.load(sid, load_companions=any(r != "image" for r in det.requires)))
                 try:
                     yield evaluate_sample(det, sample, spec.binning, spec.conventions, spec=spec)
                 except DetectorError as exc:
                     yield SampleRecord(sid, error=str(exc))
 
-    def _run_pool(self, det, root, ids, spec):
+    def _get_pool(self):
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context(method),
-                                             initializer=_worker_init)
-        futures = [self._pool.submit(score_one, det, root, sid, spec) for sid in ids]
+                                             initializer=_worker_init, initargs=(os.getpid(),))
+        return self._pool
+
+    def _run_pool(self, det, root, ids, spec):
+        from concurrent.futures import as_completed
+
+        pool = self._get_pool()
+        futures = [pool.submit(score_one, det, root, sid, spec) for sid in ids]
         try:
             for f in as_completed(futures):
                 yield f.result()
@@ -805,6 +865,7 @@ def evaluate(
     scheduler: str | None = None,
     client: Any = None,
     timeout: float | None = None,
+    overwrite: bool = False,
 ) -> Results:
     """Score detectors on one dataset split.
 
@@ -853,13 +914,18 @@ def evaluate(
         A dask client to run on (takes precedence over ``workers`` and ``scheduler``).
     timeout : float, optional
         Seconds a detector may spend on one sample; a sample running over is recorded as failed.
+    overwrite : bool
+        Replace result files already in ``out`` (otherwise an existing results folder is refused
+        before anything is computed).
 
     Returns
     -------
     Results
     """
     from .cache import RecordCache, default_cache_dir, evaluation_key
+    from .dataset import sample_fingerprint
     from .recipes import resolve_dataset
+    from .results import check_results_destination
 
     if on_error not in ("continue", "raise"):
         raise UsageError(f"on_error must be 'continue' or 'raise', got {on_error!r}")
@@ -869,7 +935,10 @@ def evaluate(
         raise UsageError(f"bootstrap must be >= 0 replicates (0 = no intervals), got {bootstrap!r}")
     rule, target = parse_operating_point(operating_point)
     conventions = resolve_conventions(protocol, dilation=dilation, ignore=ignore, pooling=pooling, halo=halo)
+    if out is not None:
+        check_results_destination(out, overwrite)
     ds = dataset if isinstance(dataset, Dataset) else resolve_dataset(dataset, progress=progress)
+    ds.check_files()  # samples unchanged since the build (checked again before results are written)
     if isinstance(detectors, (str, Detector)) or hasattr(detectors, "score"):
         detectors = [detectors]  # type: ignore[list-item]
     dets = [get_detector(d) for d in detectors]  # type: ignore[union-attr]
@@ -884,6 +953,8 @@ def evaluate(
     if operating_split is not None and operating_split not in ds.splits and operating_split != "val":
         raise DatasetError(f"operating split {operating_split!r}: dataset {ds.name!r} has no such split; it has "
                            f"{sorted(ds.splits)} (or 'none' to choose the threshold in-sample)")
+    fingerprints = ({sid: sample_fingerprint(ds.sample_path(sid)) for sid in ds.ids()}
+                    if cache_root is not None else {})
     in_sample = (operating_split is None or operating_split == split or split == "all"
                  or operating_split not in ds.splits or not ds.ids(operating_split))
     results = Results(meta=run_meta())
@@ -897,7 +968,7 @@ def evaluate(
                 if cache_root is None or not getattr(det, "cacheable", True):
                     return None
                 return RecordCache(cache_root, ds.content_hash, det.name,
-                                   evaluation_key(det, **spec.cache_settings()))
+                                   evaluation_key(det, **spec.cache_settings()), fingerprints)
 
             op: dict[str, Any] = {"rule": rule, "target_fpr": target if rule == "fpr" else 5e-4}
             failures: dict[str, str | None] = {}
@@ -965,6 +1036,7 @@ def evaluate(
             })
     finally:
         runner.close()
+    ds.check_files()  # a sample edited or rebuilt during the run would make the quoted hash wrong
     if out is not None:
-        results.save(out)
+        results.save(out, overwrite=overwrite)
     return results

@@ -97,13 +97,24 @@ def default_dataset_path(name: str) -> Path:
 
 
 def build_dataset(name: str, out: str | os.PathLike | None = None, *, progress: bool = True,
-                  **options: Any):
-    """Build recipe ``name`` into ``out`` (default: the data dir) and return the Dataset."""
+                  overwrite: bool = False, **options: Any):
+    """Build recipe ``name`` into ``out`` (default: the data dir) and return the Dataset.
+
+    ``out`` must be missing, empty, or (with ``overwrite=True``) an existing crbench dataset; any
+    other non-empty folder is refused before anything is built
+    (:func:`crbench.dataset.check_dataset_destination`).
+    """
+    from .dataset import allow_overwrite, check_dataset_destination
+
     recipe = get_recipe(name)
     opts = dict(recipe.defaults)
     opts.update({k: v for k, v in options.items() if v is not None})
     out_path = Path(out) if out is not None else default_dataset_path(name)
-    return recipe.build(out_path, progress=progress, **opts)
+    check_dataset_destination(out_path, overwrite)
+    if not overwrite:
+        return recipe.build(out_path, progress=progress, **opts)
+    with allow_overwrite(out_path):
+        return recipe.build(out_path, progress=progress, **opts)
 
 
 def resolve_dataset(name_or_path: str | os.PathLike, *, build_missing: bool = True, progress: bool = True):

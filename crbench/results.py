@@ -1,7 +1,14 @@
 """Result files: a tidy table (``results.csv``, optional Parquet) and ``results.json`` with curves
-and provenance. Both are written atomically."""
+and provenance.
+
+The files of one run are written as one step: all into a temporary folder first, then the old
+``results.json`` is removed, the tables are renamed into place and ``results.json`` is renamed last.
+``results.json`` records the sha256 of each table it was written with (``meta.files``), so an
+interrupted save never leaves a pair that looks consistent: either there is no ``results.json``, or
+:meth:`Results.load` finds the tables' hashes differ and says so."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sys
@@ -13,8 +20,38 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .atomic import atomic_path, write_json
+from .atomic import current_umask, temporary_dir, write_json
 from .errors import FormatError
+
+#: Every file :meth:`Results.save` may write (an existing one means ``out`` holds results).
+RESULT_FILES = ("results.json", "results.csv", "results_by_morphology.csv", "results.parquet")
+
+
+def check_results_destination(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output folder that already holds result files, unless ``overwrite``.
+
+    Raises
+    ------
+    FormatError
+        Naming the folder, the file found, and the flag to pass.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FormatError(f"{out}: exists and is not a folder; choose another --out")
+    if overwrite or not out.is_dir():
+        return
+    found = [n for n in RESULT_FILES if (out / n).exists()]
+    if found:
+        raise FormatError(f"{out}: already holds results ({found[0]}); pass --overwrite (overwrite=True) to "
+                          "replace them, or choose another --out folder")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 SCHEMA_VERSION = "1.0"
 
@@ -116,25 +153,57 @@ class Results:
     def to_json_obj(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "meta": self.meta, "runs": self.runs}
 
-    def save(self, out_dir: str | os.PathLike, *, parquet: bool = False) -> dict[str, Path]:
+    def save(self, out_dir: str | os.PathLike, *, parquet: bool = False, overwrite: bool = False) -> dict[str, Path]:
         """Write ``results.csv``, ``results.json``, ``results_by_morphology.csv`` (when any run has
-        per-morphology rows) and optionally ``results.parquet`` into ``out_dir``."""
+        per-morphology rows) and optionally ``results.parquet`` into ``out_dir``, as one step (see
+        the module docstring).
+
+        Parameters
+        ----------
+        out_dir : path-like
+            Output folder (created if missing; other files in it are left alone).
+        parquet : bool
+            Also write ``results.parquet``.
+        overwrite : bool
+            Replace result files already in ``out_dir`` (refused otherwise).
+
+        Raises
+        ------
+        FormatError
+            When ``out_dir`` already holds results and ``overwrite`` is False.
+        """
         out = Path(out_dir)
+        check_results_destination(out, overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"csv": out / "results.csv", "json": out / "results.json"}
-        with atomic_path(paths["csv"]) as tmp:
-            self.table.to_csv(tmp, index=False)
-        write_json(paths["json"], self.to_json_obj())
+        names = {"csv": "results.csv", "json": "results.json"}
         morph = self.morphology_table
         if len(morph):
-            paths["by_morphology"] = out / "results_by_morphology.csv"
-            with atomic_path(paths["by_morphology"]) as tmp:
-                morph.to_csv(tmp, index=False)
+            names["by_morphology"] = "results_by_morphology.csv"
         if parquet:
-            paths["parquet"] = out / "results.parquet"
-            with atomic_path(paths["parquet"]) as tmp:
-                self.table.to_parquet(tmp, index=False)
-        return paths
+            names["parquet"] = "results.parquet"
+        mode = 0o666 & ~current_umask()
+        with temporary_dir(out, "results") as tmp:
+            self.table.to_csv(tmp / names["csv"], index=False)
+            if "by_morphology" in names:
+                morph.to_csv(tmp / names["by_morphology"], index=False)
+            if parquet:
+                self.table.to_parquet(tmp / names["parquet"], index=False)
+            obj = self.to_json_obj()
+            obj["meta"] = dict(obj["meta"])
+            obj["meta"]["files"] = {n: _sha256(tmp / n) for k, n in names.items() if k != "json"}
+            write_json(tmp / names["json"], obj)
+            for n in names.values():
+                os.chmod(tmp / n, mode)
+            # commit: drop the old results.json first (the marker), tables next, results.json last
+            (out / "results.json").unlink(missing_ok=True)
+            for n in RESULT_FILES:
+                if n not in names.values():
+                    (out / n).unlink(missing_ok=True)  # stale tables of an earlier run
+            for k, n in names.items():
+                if k != "json":
+                    os.replace(tmp / n, out / n)
+            os.replace(tmp / names["json"], out / names["json"])
+        return {k: out / n for k, n in names.items()}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Results":
@@ -142,6 +211,15 @@ class Results:
         from .schema import read_results_json
 
         obj = read_results_json(path)
+        p = Path(path)
+        folder = p if p.is_dir() else p.parent
+        for name, digest in (obj.get("meta", {}).get("files") or {}).items():
+            f = folder / name
+            if f.name != name or name not in RESULT_FILES:
+                continue
+            if f.exists() and _sha256(f) != digest:
+                raise FormatError(f"{f}: does not match {folder / 'results.json'} (written by another or an "
+                                  "interrupted run); rerun 'crbench evaluate' with --overwrite")
         return cls(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))
 
 

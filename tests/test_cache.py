@@ -110,7 +110,7 @@ def test_corrupt_cache_file_is_recomputed(tmp_path, basic_dataset):
     ids = basic_dataset.ids("all")
     CALLS.clear()
     _run(Counting(), basic_dataset, tmp_path)
-    files = sorted(tmp_path.rglob("*.rec"))
+    files = sorted(tmp_path.rglob("*.npz"))
     assert len(files) == len(ids)
     files[0].write_bytes(b"garbage")
     CALLS.clear()
@@ -123,5 +123,5 @@ def test_uncacheable_detector_is_never_cached(tmp_path, basic_dataset):
         cacheable = False
 
     _run(NoCache(), basic_dataset, tmp_path)
-    assert not list(tmp_path.rglob("*.rec"))
+    assert not list(tmp_path.rglob("*.npz"))
     assert RecordCache(tmp_path, basic_dataset.content_hash, "x", "k").get("nope") is None

@@ -87,7 +87,7 @@ def test_microobs_small_build(env):
 
 @pytest.mark.slow
 def test_microobs_label_quality_and_twins(env):
-    ds = build_dataset("microobs-hatp32", env / "mo", progress=False, n_images=14)
+    ds = build_dataset("microobs-hatp32", env / "mo", progress=False, n_images=14, overwrite=True)
     q = ds.card["label_quality"]
     assert q["n_injected_crs"] > 50
     assert 0.3 < q["pixel_completeness"] <= 1 and q["pixel_purity"] > 0.8

@@ -1,4 +1,4 @@
-"""``crbench datasets list|build|info|download``."""
+"""``crbench datasets list|build|info|verify|download``."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
                     help="converter recipes: allow a pickled source (unpickling can run code; only for files "
                          "you trust)")
     bp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bp.add_argument("--overwrite", action="store_true", help="replace an existing dataset in the output folder")
     bp.set_defaults(func=run_build)
 
     ip = dsub.add_parser("info", help="images and CRs per split, label quality, caveats, licence, provenance, "
@@ -47,6 +48,10 @@ def add_parser(sub) -> None:
     ip.add_argument("--plot", metavar="DIR", help="also write the statistics histograms (PDF and PNG) into DIR")
     ip.add_argument("--full", action="store_true", help="list every provenance file, not only the summary")
     ip.set_defaults(func=run_info)
+
+    vp = dsub.add_parser("verify", help="recompute a dataset's content hash and compare it with its card")
+    vp.add_argument("name", help="recipe name or dataset folder")
+    vp.set_defaults(func=run_verify)
 
     ep = dsub.add_parser("export", help="write a built dataset as one reproducible archive with its sha256",
                          description="Write NAME as DIR/NAME.tar.gz (identical bytes on every machine for the same "
@@ -84,7 +89,7 @@ def run_build(args: argparse.Namespace) -> int:
             raise UsageError(f"--source/--trust-pickle: recipe {args.name!r} is {kind}, not a converter of a "
                              "downloaded set; only converter recipes take them (see 'crbench datasets list')")
         opts.update(source=args.source, trusted=True if args.trust_pickle else None)
-    ds = build_dataset(args.name, args.out, progress=not args.no_progress, **opts)
+    ds = build_dataset(args.name, args.out, progress=not args.no_progress, overwrite=args.overwrite, **opts)
     stats = ds.card.get("statistics", {})
     frac = stats.get("cr_pixel_fraction", {}).get("mean")
     print(f"built {ds.name} ({len(ds)} samples) at {ds.root}")
@@ -121,6 +126,20 @@ def run_export(args: argparse.Namespace) -> int:
     arch = entry["archive"]
     print(f"wrote {args.out}/{arch['file']} ({arch['size'] / 1e6:.1f} MB, sha256 {arch['sha256']}), "
           f"{arch['file']}.sha256 and {ds.name}.registry.json")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crbench.dataset import CARD_NAME, Dataset, verify_dataset
+    from crbench.recipes import default_dataset_path
+
+    p = Path(args.name)
+    root = p if (p / CARD_NAME).exists() else default_dataset_path(args.name)
+    ds = Dataset.open(root if (root / CARD_NAME).exists() else p, check_files=False)
+    digest = verify_dataset(ds, refresh=True)
+    print(f"{ds.name} at {ds.root}: {len(ds)} samples, content hash {digest[:16]} matches the card")
     return 0
 
 

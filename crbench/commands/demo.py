@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     ds = build_dataset(DEMO_RECIPE, out / "dataset", progress=not args.no_progress,
-                       n_images=args.n_images, shape=args.shape)
+                       n_images=args.n_images, shape=args.shape, overwrite=True)
     timings: dict[str, float] = {"(build dataset)": time.perf_counter() - t0}
     t = time.perf_counter()
     dets, skipped = demo_detectors(args.detector)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not res.runs:
         raise DetectorError(f"demo: no detector could run on {ds.name}; see 'crbench detectors list'")
     t = time.perf_counter()
-    res.save(out)
+    res.save(out, overwrite=True)
     plot_roc(res, out / "roc")
     plot_pr(res, out / "pr")
     timings["(save and plot)"] = time.perf_counter() - t

@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
                    help="registered name or module:ClassName (repeatable)")
     p.add_argument("--split", default="test", help="train, val, test or all (default test)")
     p.add_argument("--out", default="results", help="output folder (default ./results)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in the output folder")
     g = p.add_argument_group("conventions")
     g.add_argument("--protocol", choices=["crbench", "deepcr", "cosmic-conn"], default=None,
                    help="convention preset (default crbench: no dilation, ignore excluded, pooled)")
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                    progress=not args.no_progress, out=args.out, operating_point=args.operating_point,
                    operating_split=op_split, per_cr=not args.no_per_cr, sources=not args.no_sources,
                    bootstrap=args.bootstrap, seed=args.seed, cache=cache, workers=args.workers,
-                   scheduler=args.scheduler, timeout=args.timeout)
+                   scheduler=args.scheduler, timeout=args.timeout, overwrite=args.overwrite)
     table = res.table
     print(format_table(table))
     if "op_threshold" in table.columns:

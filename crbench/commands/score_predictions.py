@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="results", help="output folder (default ./results)")
     p.add_argument("--protocol", choices=["crbench", "deepcr", "cosmic-conn"], default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in the output folder")
     p.set_defaults(func=run)
 
 
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     res = score_predictions(args.directory, args.dataset, split=args.split, name=args.name,
                             version=args.det_version, trained_on=args.trained_on, score_range=args.score_range,
-                            progress=not args.no_progress, out=args.out, protocol=args.protocol)
+                            progress=not args.no_progress, out=args.out, protocol=args.protocol,
+                            overwrite=args.overwrite)
     print(format_table(res.table))
     print(f"wrote {args.out}/results.csv and {args.out}/results.json")
     return 0
