@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .atomic import write_text
+from .errors import CRBenchError
 from .leaderboard_checks import (MAX_DEPTH, MAX_SUBMISSION_BYTES, SubmissionError, name_problems, read_submission,
                                  summary_problems)
 from .sample import MORPHOLOGIES
@@ -81,7 +82,7 @@ def standard_conventions() -> dict[str, str]:
     from .conventions import resolve_conventions
 
     d = resolve_conventions(None).to_dict()
-    return {k: d[k] for k in ("dilation", "ignore", "pooling")}
+    return {k: d[k] for k in ("dilation", "ignore", "pooling", "halo")}
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -243,6 +244,34 @@ def _same_build(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.get("content_hash") == b.get("content_hash") and a.get("version") == b.get("version")
 
 
+def _dataset_problems(ds: dict[str, Any], verified: dict[str, str]) -> list[str]:
+    """Problems with the scored dataset: not the pinned standard build, or (when the folder the results
+    name is here) sample files whose full content hash differs from the one the results quote."""
+    from .standard import pinned
+
+    out = []
+    pin = pinned(str(ds.get("name")))
+    if pin is not None and pin.get("content_hash") != ds.get("content_hash"):
+        out.append(f"dataset {ds.get('name')!r} build {str(ds.get('content_hash'))[:12]} is not the standard build "
+                   f"{str(pin.get('content_hash'))[:12]} pinned in crbench/registry/standard.json; the leaderboard "
+                   f"takes standard builds only ('crbench datasets build {ds.get('name')}' or 'crbench datasets "
+                   "download')")
+    path = ds.get("path")
+    if path and (Path(path) / "dataset.json").is_file():
+        if path not in verified:
+            from .dataset import Dataset, verify_dataset
+
+            try:
+                verified[path] = verify_dataset(Dataset.open(path, check_files=False))
+            except CRBenchError as exc:
+                verified[path] = f"error: {exc}"
+        got = verified[path]
+        if got != ds.get("content_hash"):
+            out.append(f"the dataset folder {path} does not hash to the content hash the results quote "
+                       f"({str(ds.get('content_hash'))[:12]}): {got[:200]}")
+    return out
+
+
 def check_submission(results_path: str | os.PathLike, entries_dir: str | os.PathLike = DEFAULT_ROOT / "entries", *,
                      replace_dataset: bool = False) -> SubmissionPlan:
     """Run every check of :func:`submit` without writing or deleting anything.
@@ -276,6 +305,7 @@ def check_submission(results_path: str | os.PathLike, entries_dir: str | os.Path
     problems = []
     stale: set[Path] = set()
     seen: dict[str, dict[str, Any]] = {}
+    verified: dict[str, str] = {}
     for i, run in enumerate(obj["runs"]):
         where = f"{p}: $.runs[{i}]"
         problems += name_problems(run, where)
@@ -299,8 +329,7 @@ def check_submission(results_path: str | os.PathLike, entries_dir: str | os.Path
                             f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
                             "must score every sample")
         ds = run["provenance"]["dataset"]
-        # LEAD: call crbench.dataset.verify_dataset(Dataset.open(ds["path"])) here when ds.get("path") is a
-        # local folder (the results file records it), turning its error into a problem line (other branch).
+        problems.extend(f"{where}.provenance.dataset: {why}" for why in _dataset_problems(ds, verified))
         first = seen.setdefault(ds["name"], ds)
         if not _same_build(first, ds):
             problems.append(f"{where}.provenance.dataset: dataset {ds['name']!r} appears with two builds in one "

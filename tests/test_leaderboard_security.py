@@ -241,3 +241,34 @@ def test_overlong_curve_is_refused(official, tmp_path):
     bad = _write(_variant(official, fn), tmp_path / "bad")
     with pytest.raises(SubmissionError, match=r"\$\.runs\[0\]\.curve\.\w+: 20001 points"):
         submit(bad, tmp_path / "entries")
+
+
+# ------------------------------------------------------------------- standard builds, verified content
+
+def test_only_the_pinned_standard_build_is_accepted(official, tmp_path, monkeypatch):
+    ds = official["runs"][0]["provenance"]["dataset"]
+    reg = tmp_path / "standard.json"
+    reg.write_text(json.dumps({"schema": 1, "sets": {ds["name"]: {"content_hash": "cd" * 32}}}))
+    monkeypatch.setenv("CRBENCH_STANDARD_REGISTRY", str(reg))
+    with pytest.raises(SubmissionError, match="is not the standard build"):
+        submit(_write(official, tmp_path / "a"), tmp_path / "entries")
+    reg.write_text(json.dumps({"schema": 1, "sets": {ds["name"]: {"content_hash": ds["content_hash"]}}}))
+    assert submit(_write(official, tmp_path / "b"), tmp_path / "entries2")
+
+
+def test_submission_whose_dataset_folder_was_edited_is_refused(basic_dataset, tmp_path):
+    import shutil
+
+    from crbench.harness import evaluate
+
+    root = tmp_path / "ds"
+    shutil.copytree(basic_dataset.root, root)
+    evaluate(["median"], root, split="test", progress=False, out=tmp_path / "res")
+    results = tmp_path / "res" / "results.json"
+    assert json.loads(results.read_text())["runs"][0]["provenance"]["dataset"]["path"] == str(root)
+    sample = sorted((root / "samples").glob("*.fits"))[0]
+    data = bytearray(sample.read_bytes())
+    data[-100] ^= 0x01  # one bit of the last extension's data, same size
+    sample.write_bytes(bytes(data))
+    with pytest.raises(SubmissionError, match="does not hash to the content hash"):
+        submit(results, tmp_path / "entries")
