@@ -247,7 +247,7 @@ def download_standard(name: str, *, mirror: str | None = None, registry: str | o
             got = Path(tmpd) / name
             if not (got / "dataset.json").exists():
                 raise DownloadError(f"{path}: archive does not hold a dataset folder {name}/")
-            ds = Dataset.open(got)
+            ds = Dataset.open(got, check_files=False)  # extraction gave the files new mtimes
             from .dataset import SAMPLES_DIR, content_hash
 
             actual = content_hash((got / SAMPLES_DIR).glob("*.fits"))
@@ -257,6 +257,10 @@ def download_standard(name: str, *, mirror: str | None = None, registry: str | o
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(got, dest)
+        from .dataset import verify_dataset
+
+        ds = Dataset.open(dest, check_files=False)
+        verify_dataset(ds, refresh=True)  # records the new sizes and mtimes in the card
         return Dataset.open(dest)
     if dest.exists() and overwrite:
         shutil.rmtree(dest)

@@ -282,17 +282,18 @@ def test_killed_extraction_leaves_no_half_folder(tmp_path):
             tf.add(src / f"f{i}.txt", arcname=f"f{i}.txt")
     dest = tmp_path / "data-extracted"
     script = textwrap.dedent(f"""
-        import os, signal, tarfile
-        from crbench.download import safe_extract
-        orig = tarfile.TarFile.extract
+        import os, signal
+        import crbench.download as d
+        orig = d._write_member
         n = [0]
-        def extract(self, *a, **k):
-            orig(self, *a, **k)
+        def write_member(*a, **k):
+            out = orig(*a, **k)
             n[0] += 1
             if n[0] == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
-        tarfile.TarFile.extract = extract
-        safe_extract({str(arc)!r}, {str(dest)!r})
+            return out
+        d._write_member = write_member
+        d.safe_extract({str(arc)!r}, {str(dest)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

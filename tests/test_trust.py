@@ -105,10 +105,16 @@ def test_truncated_archive_is_one_error_and_no_partial_folder(tmp_path):
 def test_clean_archives_extract_whole_and_replace_the_folder(tmp_path):
     arc = _tar(tmp_path / "ok.tar", [("npy_test/", {"kind": tarfile.DIRTYPE}), ("npy_test/x/ok.txt", {})])
     dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "stale.txt").write_text("old")
+    dl.safe_extract(arc, dest)
+    (dest / "stale.txt").write_text("old")  # a folder crbench extracted earlier is replaced whole
     assert dl.safe_extract(arc, dest) == [dest / "npy_test" / "x" / "ok.txt"]
     assert (dest / "npy_test" / "x" / "ok.txt").read_bytes() == b"ok" and not (dest / "stale.txt").exists()
+    mine = tmp_path / "mine"  # a user's own non-empty folder is never replaced
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(dl.DownloadError, match="not made by crbench"):
+        dl.safe_extract(arc, mine)
+    assert (mine / "keep.txt").read_text() == "mine"
     z = tmp_path / "ok.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("npy_test/ok.txt", "zz")

@@ -173,6 +173,11 @@ def test_deeply_nested_dataset_card_given_to_score_predictions(tmp_path, capsys)
 def test_sampleid_header_differing_from_the_file_name(copy_of, tmp_path, capsys):
     path = copy_of / "samples" / "basic-0001.fits"
     fits.setval(path, "SAMPLEID", value="basic-0007")
+    # record the edited file in the card, as a dataset written that way would have it
+    from crbench.dataset import CARD_NAME, file_stat
+    card = json.loads((copy_of / CARD_NAME).read_text())
+    card["files"]["basic-0001"] = file_stat(path)
+    (copy_of / CARD_NAME).write_text(json.dumps(card))
     line = one_error(capsys, ["evaluate", "--dataset", str(copy_of), "--detector", "median", "--split", "all",
                               "--operating-split", "none", "--out", str(tmp_path / "r"), *EVAL])
     assert f"{path}: header SAMPLEID is 'basic-0007' but the file name says 'basic-0001'" in line
