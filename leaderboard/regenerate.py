@@ -29,6 +29,22 @@ REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints", 
 DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn")
 
 
+def _scored(out: Path, content_hash: str, det) -> bool:
+    """Whether ``out/results.json`` holds a run of ``det`` (same parameters) on this dataset build."""
+    import json
+
+    path = out / "results.json"
+    if not path.is_file():
+        return False
+    try:
+        run = json.loads(path.read_text())["runs"][0]
+        prov = run["provenance"]
+        return (prov["dataset"]["content_hash"] == content_hash and prov["detector"]["params_hash"] ==
+                det.params_hash() and str(prov["detector"]["version"]) == str(det.version))
+    except (KeyError, IndexError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="*", default=list(SIMULATED + REAL))
@@ -39,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--bootstrap", type=int, default=200)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--rescore", action="store_true", help="score again even where results of the same dataset "
+                                                           "build and detector parameters exist")
     a = p.parse_args(argv)
 
     from crbench.detectors.registry import get_detector
@@ -65,18 +83,19 @@ def main(argv: list[str] | None = None) -> int:
                 if name in ("kast-science",) and det_name == "median":
                     continue  # single exposures: no companions
                 out = results_root / name / det_name
-                if out.exists():
-                    shutil.rmtree(out)
-                t1 = time.perf_counter()
-                try:
-                    evaluate(det, ds, split="test", progress=not a.no_progress, out=out,
-                             bootstrap=a.bootstrap, workers=a.workers, cache=True)
-                except CRBenchError as exc:
-                    print(f"  {det_name}: not scored: {exc}", flush=True)
-                    continue
-                dt = time.perf_counter() - t1
-                timings.append((name, det_name, dt))
-                print(f"  {det_name}: scored in {dt:.0f} s", flush=True)
+                if not a.rescore and _scored(out, ds.content_hash, det):
+                    print(f"  {det_name}: results for this build and detector already in {out}", flush=True)
+                else:
+                    t1 = time.perf_counter()
+                    try:
+                        evaluate(det, ds, split="test", progress=not a.no_progress, out=out, overwrite=True,
+                                 bootstrap=a.bootstrap, workers=a.workers, cache=True)
+                    except CRBenchError as exc:
+                        print(f"  {det_name}: not scored: {exc}", flush=True)
+                        continue
+                    dt = time.perf_counter() - t1
+                    timings.append((name, det_name, dt))
+                    print(f"  {det_name}: scored in {dt:.0f} s", flush=True)
                 submit(out / "results.json", new_entries)
         old = Path(a.entries)
         backup = old.with_name(f".{old.name}.old")
