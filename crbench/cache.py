@@ -1,6 +1,6 @@
 """Per-sample result cache for resumable evaluations.
 
-A record (:class:`crbench.harness.SampleRecord`) is stored under::
+A record (:class:`crbench.evaluation.records.SampleRecord`) is stored under::
 
     ROOT/<dataset content hash[:16]>/<detector name>-<evaluation key>/<sample id>.<file fingerprint>.npz
 
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .evaluation.records import SampleRecord
 
 #: Bump when the record layout changes (invalidates every cached record).
 RECORD_FORMAT = "3"
@@ -101,8 +102,8 @@ def _frame_from_arrays(meta: dict[str, Any], key: str, z: Mapping[str, np.ndarra
     return df
 
 
-def encode_record(record: Any) -> bytes:
-    """A :class:`~crbench.harness.SampleRecord` as ``.npz`` bytes (no pickles).
+def encode_record(record: SampleRecord) -> bytes:
+    """A :class:`~crbench.evaluation.records.SampleRecord` as ``.npz`` bytes (no pickles).
 
     Raises
     ------
@@ -112,7 +113,7 @@ def encode_record(record: Any) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     head: dict[str, Any] = {
         "magic": _MAGIC, "format": RECORD_FORMAT, "sample_id": record.sample_id,
-        "seconds": float(record.seconds), "n_pixels": int(record.n_pixels), "error": record.error,
+        "seconds": float(record.seconds), "n_pixels": int(record.n_pixels), "error": None,
         "extra": record.extra, "fp_components": {str(k): int(v) for k, v in record.fp_components.items()},
         "morph_pos": list(record.morph_pos), "frames": {},
     }
@@ -135,11 +136,12 @@ def encode_record(record: Any) -> bytes:
             raise TypeError(f"record field {k} is an object array")
     arrays["header"] = np.frombuffer(json.dumps(head, allow_nan=True).encode(), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    members: dict[str, Any] = arrays  # numpy's stubs type **kwds like its keyword allow_pickle (bool)
+    np.savez_compressed(buf, **members)
     return buf.getvalue()
 
 
-def decode_record(blob: bytes) -> Any:
+def decode_record(blob: bytes) -> SampleRecord:
     """Rebuild a record from :func:`encode_record` bytes (``allow_pickle=False``).
 
     Raises
@@ -147,18 +149,17 @@ def decode_record(blob: bytes) -> Any:
     ValueError
         When the bytes are not a record of the current format (pickles included).
     """
-    from .harness import SampleRecord
-
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         z = {k: npz[k] for k in npz.files}
     head = json.loads(bytes(z.pop("header")).decode())
     if head.get("magic") != _MAGIC or head.get("format") != RECORD_FORMAT:
         raise ValueError("not a crbench record of the current format")
-    rec = SampleRecord(head["sample_id"], seconds=head["seconds"], n_pixels=head["n_pixels"], error=head["error"],
+    if head.get("error") is not None or not (head["pos"] and head["neg"]):
+        raise ValueError("not a successful record (failures are never cached)")
+    rec = SampleRecord(head["sample_id"], z["pos"], z["neg"], seconds=head["seconds"], n_pixels=head["n_pixels"],
                        extra=head["extra"], fp_components=head["fp_components"])
-    for name in ("pos", "neg", "neg_src"):
-        if head[name]:
-            setattr(rec, name, z[name])
+    if head["neg_src"]:
+        rec.neg_src = z["neg_src"]
     rec.morph_pos = {m: (z[f"morph.{i}.idx"], z[f"morph.{i}.cnt"]) for i, m in enumerate(head["morph_pos"])}
     if head["charge_hist"]:
         rec.charge_hist = (z["charge.0"], z["charge.1"])
@@ -195,7 +196,7 @@ class RecordCache:
         fp = self.fingerprints.get(sample_id, "nofile")
         return self.folder / f"{_SAFE.sub('_', sample_id)}.{fp}.npz"
 
-    def get(self, sample_id: str):
+    def get(self, sample_id: str) -> SampleRecord | None:
         """The cached record of ``sample_id`` or None (a corrupt or foreign file counts as missing)."""
         p = self.path(sample_id)
         if not p.is_file():
@@ -204,13 +205,11 @@ class RecordCache:
             rec = decode_record(p.read_bytes())
         except Exception:  # truncated, another format, a pickle: recompute, never unpickle
             return None
-        return rec if rec.sample_id == sample_id and rec.error is None else None
+        return rec if rec.sample_id == sample_id else None
 
-    def put(self, record) -> None:
-        """Store a successful record atomically (failed records, and records holding anything but
-        plain data, are not stored)."""
-        if record.error is not None:
-            return
+    def put(self, record: SampleRecord) -> None:
+        """Store a successful record atomically (records holding anything but plain data are not
+        stored)."""
         try:
             blob = encode_record(record)
         except (TypeError, ValueError):

@@ -265,7 +265,7 @@ def plot_statistics(dataset: Dataset, out_dir: str | os.PathLike) -> list[Path]:
         for m in MORPHOLOGIES:
             sel = (inst["morphology"].astype(str) == m).to_numpy()
             if sel.any():
-                ax.hist(sizes[sel], bins=bins, histtype="step", lw=1.5, label=f"{m} ({int(sel.sum())})")
+                ax.hist(sizes[sel], bins=bins.tolist(), histtype="step", lw=1.5, label=f"{m} ({int(sel.sum())})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.legend(frameon=False)

@@ -156,7 +156,7 @@ def _table(labels: np.ndarray, saturated: np.ndarray | None, diffusion_sigma_px:
         lab = i + 1
         sub = labels[sl] == lab
         nsat = int(np.count_nonzero(saturated[sl][sub])) if saturated is not None else 0
-        f = footprint_features(sub, nsat, lazy_for=diffusion_sigma_px if lazy else None)
+        f: dict[str, Any] = footprint_features(sub, nsat, lazy_for=diffusion_sigma_px if lazy else None)
         f["y"] += sl[0].start
         f["x"] += sl[1].start
         f["id"] = lab

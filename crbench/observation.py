@@ -15,9 +15,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 #: Pixel at or above the saturation level in the image (read out at full well or bleeding).
 DQ_SATURATED = 1
@@ -38,7 +39,11 @@ OBSERVATION_META_KEYS = frozenset({
 })
 
 
-def _readonly_copy(arr: np.ndarray | None, dtype=None) -> np.ndarray | None:
+@overload
+def _readonly_copy(arr: np.ndarray, dtype: DTypeLike | None = None) -> np.ndarray: ...
+@overload
+def _readonly_copy(arr: None, dtype: DTypeLike | None = None) -> None: ...
+def _readonly_copy(arr: np.ndarray | None, dtype: DTypeLike | None = None) -> np.ndarray | None:
     if arr is None:
         return None
     out = np.array(arr, dtype=dtype, copy=True)

@@ -186,7 +186,8 @@ class PredictionsDetector(Detector):
         self.name = name  # type: ignore[misc]
         self.version = str(version)  # type: ignore[misc]
         self.trained_on = tuple(trained_on)  # type: ignore[misc]
-        self.score_range = tuple(score_range) if score_range is not None else None  # type: ignore[misc]
+        self.score_range = (  # type: ignore[misc]
+            (float(score_range[0]), float(score_range[1])) if score_range is not None else None)
 
     def score(self, obs: Observation) -> np.ndarray:
         path = self.directory / f"{obs.id}{SUFFIX}"

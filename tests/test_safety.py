@@ -506,7 +506,7 @@ def test_records_round_trip_exactly(tmp_path):
     cache.put(rec)
     back = cache.get("s0")
     assert back is not None
-    for name in ("sample_id", "seconds", "n_pixels", "error", "extra", "fp_components"):
+    for name in ("sample_id", "seconds", "n_pixels", "extra", "fp_components"):
         assert getattr(back, name) == getattr(rec, name), name
     for name in ("pos", "neg", "neg_src"):
         a, b = getattr(rec, name), getattr(back, name)

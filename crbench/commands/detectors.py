@@ -6,7 +6,14 @@ import re
 from typing import Any
 
 #: Errors that mean "this detector cannot be loaded here" (missing optional package, weights, ...).
-LOAD_ERRORS: tuple[type[BaseException], ...] = (ImportError, OSError)
+LOAD_ERRORS: tuple[type[Exception], ...] = (ImportError, OSError)
+
+
+def _load_errors() -> tuple[type[Exception], ...]:
+    """What loading a detector may raise for a reason its user can fix (crbench's errors included)."""
+    from crbench.errors import CRBenchError
+
+    return (CRBenchError, *LOAD_ERRORS)
 
 
 def add_parser(sub) -> None:
@@ -34,11 +41,10 @@ def load_detector(name: str) -> tuple[Any, str | None]:
         missing optional package, missing weights, an import failure, any error of its constructor).
     """
     from crbench.detectors.registry import get_detector
-    from crbench.errors import CRBenchError
 
     try:
         return get_detector(name), None
-    except (CRBenchError, *LOAD_ERRORS) as exc:
+    except _load_errors() as exc:
         return None, " ".join(str(exc).split()) or type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - a third-party plugin's constructor may raise anything
         return None, f"detector {name!r} failed to initialise: {type(exc).__name__}: {' '.join(str(exc).split())}"
@@ -66,13 +72,12 @@ def plain_description(cls: type) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     from crbench.detectors.registry import available_detectors, load_detector_class
-    from crbench.errors import CRBenchError
 
     for name in available_detectors():
         det, reason = load_detector(name)
         try:
             desc = plain_description(type(det) if det is not None else load_detector_class(name))
-        except (CRBenchError, *LOAD_ERRORS):
+        except _load_errors():
             desc = ""
         if det is not None:
             requires = ",".join(getattr(det, "requires", ("image",)))

@@ -50,7 +50,7 @@ def parse_operating_point(text: str) -> tuple[str, float | None]:
 def canonical_operating_point(text: str) -> str:
     """The canonical spelling: ``'fpr:0.0005'`` -> ``'fpr:5e-4'``, ``'DICE'`` -> ``'dice'``."""
     rule, target = parse_operating_point(text)
-    return "dice" if rule == "dice" else f"fpr:{_fmt_target(target)}"
+    return "dice" if rule == "dice" or target is None else f"fpr:{_fmt_target(target)}"
 
 
 def same_operating_point(a: str, b: str) -> bool:
@@ -60,7 +60,8 @@ def same_operating_point(a: str, b: str) -> bool:
         rb, tb = parse_operating_point(b)
     except MetricInputError:
         return False
-    return ra == rb and (ta == tb or (ta is not None and tb is not None and np.isclose(ta, tb, rtol=1e-12, atol=0)))
+    return ra == rb and (ta == tb or (ta is not None and tb is not None
+                                      and bool(np.isclose(ta, tb, rtol=1e-12, atol=0))))
 
 
 def cum_from_top(h: np.ndarray) -> np.ndarray:
