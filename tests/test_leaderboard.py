@@ -218,8 +218,9 @@ def test_failed_samples_and_hash_conflicts_are_refused(demo_results, tmp_path):
     with pytest.raises(SubmissionError, match=r"failed_samples: .*1 sample\(s\) \(basic-0007\)"):
         submit(failed, entries)
     assert submit(demo_results, entries)
+    # another build of the dataset, scored on another machine (its folder is not here to verify)
     other = _mutated(demo_results, tmp_path, lambda o: o["runs"][0]["provenance"]["dataset"].update(
-        {"content_hash": "ab" * 32}))
+        {"content_hash": "ab" * 32, "path": "/elsewhere/sim-basic"}))
     with pytest.raises(SubmissionError, match="content hash abababab"):
         submit(other, entries)
     written = submit(other, entries, replace_dataset=True)
