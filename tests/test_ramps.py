@@ -130,3 +130,19 @@ def test_jumps_shape_must_match_ramp():
     ramp = np.zeros((5, H, W), np.float32)
     with pytest.raises(SampleError, match="jumps has 3 group differences"):
         Sample(id="bad", image=ramp[-1], ramp=ramp, jumps=np.zeros((3, H, W), bool)).validate()
+
+
+def test_stcal_jump_is_registered_in_pyproject_and_records_stcal_version():
+    import tomllib
+    from pathlib import Path
+
+    from crbench.detectors.registry import load_detector_class
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    target = project["entry-points"]["crbench.detectors"]["stcal-jump"]
+    assert any(dep.startswith("stcal") for dep in project["optional-dependencies"]["jwst"])
+    cls = load_detector_class(target)
+    det = cls()
+    assert cls.requires == ("ramp",)
+    assert det.params()["stcal_version"] == __import__("stcal").__version__
