@@ -146,3 +146,43 @@ def test_stcal_jump_is_registered_in_pyproject_and_records_stcal_version():
     det = cls()
     assert cls.requires == ("ramp",)
     assert det.params()["stcal_version"] == __import__("stcal").__version__
+
+
+def test_snowball_halo_grows_in_later_groups_and_core_is_a_step():
+    from data_recipes.sim.ramps import cr_arrival, cr_fraction
+
+    ro = Readout("RAPID", 10)
+    q = np.zeros((H, W))
+    q[10, 10], q[10, 13] = 60000.0, 500.0  # saturated core pixel, halo pixel
+    labels = (q > 0).astype(np.int32)
+    sat = np.zeros((H, W), bool)
+    sat[10, 10] = True
+    inst = pd.DataFrame({"id": np.array([1], np.int32), "morphology": ["blob"], "generator": ["snowball"],
+                         "pixels": [2], "charge": [q.sum()], "saturated": [True], "time": [0.25]})
+    cr = CRLayer(charge=q, labels=labels, instances=inst, saturated=sat)
+    t0, dur = cr_arrival(cr, ro, np.random.default_rng(5))
+    assert dur[10, 10] == 0 and dur[10, 13] >= ro.group_time
+    fr = np.array([cr_fraction(t, t0, dur)[10] for t in ro.read_times()[:, 0]])
+    core, halo = fr[:, 10], fr[:, 13]
+    k = int(np.argmax(core > 0))
+    assert core[k] == 1.0                       # the core arrives at once
+    assert 0 < halo[k] < 1 and halo[k + 1] > halo[k]  # the halo is still growing a group later
+
+
+def test_small_build_has_per_group_truth_and_rate_image(tmp_path):
+    from crbench.dataset import Dataset
+    from crbench.metrics.ramps import fit_image
+    from crbench.recipes import build_dataset
+
+    ds = build_dataset("sim-jwst-nircam-ramps", tmp_path / "d", progress=False, size="small", n_images=2,
+                       shape=(32, 32))
+    ds = Dataset.open(tmp_path / "d")
+    assert "crs_before_first_read" in ds.card["truth_rule"]
+    s = ds.load(ds.ids()[0])
+    assert s.jumps.shape == (s.ramp.shape[0] - 1, 32, 32)
+    np.testing.assert_array_equal(s.truth, s.jumps.any(axis=0))
+    # SCI is the stcal rate without jump flags x exptime, not the last group
+    np.testing.assert_allclose(s.image, fit_image(s, None), rtol=1e-5, atol=1e-2)
+    assert not np.allclose(s.image, s.ramp[-1])
+    obs = s.observation()
+    assert not hasattr(obs, "jumps") and not hasattr(obs, "rate_clean")
