@@ -12,6 +12,8 @@ Layout (extensions present only when the sample has them)::
     HALO       uint8 CR pixels above 1 sigma that fail the truth rule (crbench.truth)
     EXPOSURES  float32 (N, H, W) aligned companion exposures
     RAMP       float32 (G, H, W) up-the-ramp groups
+    JUMPS      uint8 (G-1, H, W) per-group-difference jump truth (evaluation data)
+    CRFREE     float32 image the ramp gives without its CRs (evaluation data)
     INSTANCES  binary table, one row per CR
     META       binary table with one row: the sample's meta as JSON
 
@@ -110,6 +112,10 @@ def write_sample(sample: Sample, path: str | os.PathLike) -> None:
         arr = getattr(sample, attr)
         if arr is not None:
             hdus.append(fits.ImageHDU(np.asarray(arr, dtype=np.float32), name=name))
+    if sample.jumps is not None:
+        hdus.append(fits.ImageHDU(np.asarray(sample.jumps, dtype=np.uint8), name="JUMPS"))
+    if sample.rate_clean is not None:
+        hdus.append(fits.ImageHDU(np.asarray(sample.rate_clean, dtype=np.float32), name="CRFREE"))
     hdus.append(_instances_hdu(sample.instances))
     meta_json = json.dumps(sample.meta, sort_keys=True, default=_json_default)
     hdus.append(
@@ -203,6 +209,10 @@ def _read_sample(path: Path, load_companions: bool) -> Sample:
             for attr, name in _CUBES.items():
                 if name in names:
                     setattr(sample, attr, _read_array(hdul, name, path, np.float32))
+        if "JUMPS" in names:
+            sample.jumps = _read_array(hdul, "JUMPS", path, np.uint8).astype(bool)
+        if "CRFREE" in names:
+            sample.rate_clean = _read_array(hdul, "CRFREE", path, np.float32)
         if "INSTANCES" in names:
             sample.instances = _read_instances(hdul["INSTANCES"])
         meta = {}

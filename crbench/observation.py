@@ -35,7 +35,7 @@ DQ_ALL = DQ_SATURATED | DQ_DEAD | DQ_HOT | DQ_OTHER
 OBSERVATION_META_KEYS = frozenset({
     "gain", "read_noise", "sky", "dark", "bias", "exptime", "saturation", "instrument", "detector",
     "telescope", "filter", "pixel_scale", "psf_fwhm", "ramp_groups", "group_time", "n_exposures",
-    "date_obs", "airmass", "field_type",
+    "date_obs", "airmass", "field_type", "nframes", "groupgap", "frame_time", "readout_pattern",
 })
 
 

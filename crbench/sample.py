@@ -73,6 +73,12 @@ class Sample:
         keys (:data:`crbench.observation.OBSERVATION_META_KEYS`) reach detectors.
     source_table : DataFrame or None
         Extra per-sample table (e.g. a source catalogue); not validated.
+    jumps : ndarray of bool, shape (G-1, H, W), or None
+        Up-the-ramp truth (evaluation data): ``jumps[k]`` marks the pixels whose CR jump between
+        groups ``k`` and ``k + 1`` passes the truth rule. Needs ``ramp``.
+    rate_clean : ndarray, shape (H, W), float32, or None
+        Evaluation data of ramp samples: the image the ramp would give without its CRs (same
+        noise; e-), the reference for the CR charge that leaks into the image.
     dqmask : ndarray of uint8, shape (H, W), or None
         Instrument data-quality bits (:data:`crbench.observation.DQ_SATURATED`, ``DQ_DEAD``,
         ``DQ_HOT``, ``DQ_OTHER``) known without the truth; detectors see it. Never CR truth or
@@ -93,6 +99,8 @@ class Sample:
     source_table: pd.DataFrame | None = None
     halo: np.ndarray | None = None
     dqmask: np.ndarray | None = None
+    jumps: np.ndarray | None = None
+    rate_clean: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -188,6 +196,7 @@ def validate_sample(sample: Sample) -> None:
             _fail(sid, f"labels must be an integer array, got dtype {sample.labels.dtype}")
         if sample.truth is not None and np.any((sample.labels > 0) != sample.truth):
             _fail(sid, "labels and truth disagree: every truth pixel needs a non-zero label and vice versa")
+    _validate_ramp_truth(sample)
     for name in ("exposures", "ramp"):
         arr = getattr(sample, name)
         if arr is None:
@@ -197,3 +206,19 @@ def validate_sample(sample: Sample) -> None:
         n_bad = int(np.count_nonzero(~np.isfinite(arr)))
         if n_bad:
             _fail(sid, f"{name} has {n_bad} NaN or inf pixels")
+
+
+def _validate_ramp_truth(sample: Sample) -> None:
+    sid, shape = sample.id, sample.image.shape
+    if sample.rate_clean is not None and (not isinstance(sample.rate_clean, np.ndarray)
+                                          or sample.rate_clean.shape != shape):
+        _fail(sid, f"rate_clean has shape {getattr(sample.rate_clean, 'shape', None)} but image has shape {shape}")
+    if sample.jumps is None:
+        return
+    j = sample.jumps
+    if not isinstance(j, np.ndarray) or j.dtype != bool or j.ndim != 3 or j.shape[1:] != shape:
+        _fail(sid, f"jumps must be a bool array of shape (G-1, {shape[0]}, {shape[1]}), got "
+                   f"{getattr(j, 'dtype', None)} {getattr(j, 'shape', None)}")
+    if sample.ramp is not None and j.shape[0] != sample.ramp.shape[0] - 1:
+        _fail(sid, f"jumps has {j.shape[0]} group differences but the ramp has {sample.ramp.shape[0]} groups "
+                   f"(expected {sample.ramp.shape[0] - 1})")

@@ -106,5 +106,15 @@ def run(args: argparse.Namespace) -> int:
             for sid, why in sorted(failed.items()):
                 print(f"  {sid}: {why}")
     extra = " and results_by_morphology.csv" if len(morph) else ""
+    # --- ramp datasets (JUMPS): slope bias and per-group jump rates, crbench.metrics.ramps ---
+    from ..metrics.ramps import is_ramp_dataset, slope_bias_table
+
+    if is_ramp_dataset(args.dataset):
+        _, jumps = slope_bias_table(args.out, args.dataset, args.detector, split=args.split)
+        if len(jumps):
+            print()
+            print(format_table(jumps, list(jumps.columns)))
+        extra += ", slope_bias.csv and ramp_jumps.csv"
+    # --- end ramp datasets ---
     print(f"wrote {args.out}/results.csv, {args.out}/results.json{extra}")
     return 0
