@@ -88,7 +88,7 @@ def set_rows(name: str, root: Path, logged: dict[str, float]) -> list[dict[str, 
             r[m] = int(row[m]) if m in row.index else 0
         r["build_seconds"] = float(seconds) if seconds is not None else None
         r["build_time_from"] = source if seconds is not None else "not recorded"
-        r["disk_mb"] = round(size / 1e6, 1)
+        r["disk_bytes"] = int(size)
         rows.append(r)
     return rows
 
@@ -101,9 +101,9 @@ def standard_table(names: list[str], data_dir: str | os.PathLike,
     for name in names:
         rows += set_rows(name, Path(data_dir) / "datasets" / name, logged)
     cols = (["dataset", "split", "status", "images", "mpix", "crs", *MORPHOLOGIES, "build_seconds",
-             "build_time_from", "disk_mb"])
+             "build_time_from", "disk_bytes"])
     table = pd.DataFrame(rows).reindex(columns=cols)
-    for c in ("images", "crs", *MORPHOLOGIES):
+    for c in ("images", "crs", *MORPHOLOGIES, "disk_bytes"):
         table[c] = table[c].astype("Int64")  # whole numbers, empty for a set that is not built
     return table
 
@@ -131,7 +131,7 @@ def to_markdown(table: pd.DataFrame) -> str:
                  format_mpix(r["mpix"]), str(int(r["crs"]))]
         cells += [str(int(r[m])) for m in MORPHOLOGIES]
         cells += [_fmt_seconds(r["build_seconds"]) if last else "",
-                  f"{float(r['disk_mb']):.0f} MB" if last else ""]  # MB = 10^6 bytes
+                  f"{int(r['disk_bytes']) / 1e6:.0f} MB" if last else ""]  # MB = 10^6 bytes
         lines.append("| " + " | ".join(cells) + " |")
         prev = r["dataset"]
     return "\n".join(lines) + "\n"
