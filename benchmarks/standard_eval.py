@@ -7,6 +7,10 @@ sources), no record cache and no bootstrap, first serially (``workers=1``) and t
 itself by default (``--operating-split none``), so exactly the test split is scored; pass
 ``--operating-split val`` to also score the val split as ``crbench evaluate`` does.
 
+``--images N`` times only the first N test images (through a temporary view of the dataset whose
+card lists only them and whose ``samples`` folder links to the original): for a loaded machine,
+where the full split would not finish; the header line then says ``subset``.
+
 Printed per detector and mode: wall-clock seconds, seconds per scored Mpix, and the detector's own
 ``seconds_per_mpix`` from the results (time inside ``score`` only); then the totals, and
 ``speedup: <serial seconds / parallel seconds>`` last. The dataset is read from the data dir
@@ -40,6 +44,21 @@ def scored_mpix(ds, splits: list[str]) -> float:
     return sum(sample_pixels(ds, i) for i in ids) / 1e6
 
 
+def subset_view(ds, n: int, folder: Path, splits: list[str]):
+    """A dataset opened from ``folder`` with only the first ``n`` images of each of ``splits``
+    (its ``samples`` folder is a link to ``ds``'s; the card is otherwise unchanged)."""
+    from crbench.atomic import write_json
+    from crbench.dataset import CARD_NAME, SAMPLES_DIR, Dataset
+
+    card = dict(ds.card)
+    card["splits"] = {s: ds.ids(s)[:n] for s in splits}
+    os.symlink(Path(ds.root).resolve() / SAMPLES_DIR, folder / SAMPLES_DIR)
+    if (Path(ds.root) / "instances.csv").exists():
+        os.symlink(Path(ds.root).resolve() / "instances.csv", folder / "instances.csv")
+    write_json(folder / CARD_NAME, card)
+    return Dataset.open(folder)
+
+
 def time_one(detector: str, ds, *, workers: int, operating_split: str | None) -> tuple[float, float]:
     """Wall seconds of one evaluation and the detector's own seconds per Mpix."""
     from crbench.harness import evaluate
@@ -61,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="standard dataset name or folder (default sim-hst-acs-ex)")
     p.add_argument("--detectors", default="lacosmic,median", help="comma-separated detectors (default lacosmic,median)")
     p.add_argument("--workers", type=int, default=2, help="worker processes of the parallel run (default 2)")
+    p.add_argument("--images", type=int, default=None,
+                   help="time only the first N test images (default: the whole test split)")
     p.add_argument("--operating-split", default="none",
                    help="split that chooses the operating threshold ('none' = the test split, the default)")
     args = p.parse_args(argv)
+    from crbench.dataset_info import format_mpix
     from crbench.recipes import resolve_dataset
 
     try:
@@ -73,10 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     op = None if args.operating_split.lower() == "none" else args.operating_split
     splits = ["test"] + ([op] if op and op != "test" and op in ds.splits else [])
+    tmp = None
+    if args.images is not None:
+        import tempfile
+
+        if args.images < 1:
+            print(f"standard_eval: --images must be >= 1, got {args.images}", file=sys.stderr)
+            return 2
+        tmp = tempfile.TemporaryDirectory(prefix="crbench-standard-eval-")
+        full = len(ds.ids("test"))
+        ds = subset_view(ds, args.images, Path(tmp.name), splits)
+        print(f"subset: the first {len(ds.ids('test'))} of the {full} test images")
     mpix = scored_mpix(ds, splits)
     dets = [d.strip() for d in args.detectors.split(",") if d.strip()]
     print(f"dataset: {ds.name} ({ds.card.get('size', 'unknown')} size, {ds.content_hash[:12]}); scored "
-          f"{'+'.join(splits)}: {sum(len(ds.ids(s)) for s in splits)} images, {mpix:.1f} Mpix; "
+          f"{'+'.join(splits)}: {sum(len(ds.ids(s)) for s in splits)} images, {format_mpix(mpix)} Mpix; "
           f"detectors: {', '.join(dets)}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
           f"cpus: {os.cpu_count()}; load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     totals = {}
