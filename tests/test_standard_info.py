@@ -189,3 +189,21 @@ def test_lacosmic_default_parameters_are_unchanged_and_bad_loose_settings_are_re
                        ({"loose_niter": 2, "loose_below": -1.0}, "loose_below")]:
         with pytest.raises(UsageError, match=needle):
             LACosmicDetector(**kw)
+
+
+# --------------------------------------------------------------------------- timing script
+@pytest.mark.slow
+def test_standard_eval_times_a_subset_and_prints_the_speedup_last(small_hst, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_hst.root, data / "datasets" / "sim-hst-acs-ex")
+    monkeypatch.setenv("CRBENCH_DATA_DIR", str(data))
+    before = (data / "datasets" / "sim-hst-acs-ex" / "dataset.json").read_bytes()
+    mod = _load_script("standard_eval")
+    assert mod.main(["--detectors", "median", "--images", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "first 1 of the 1 test images" in lines[0]
+    assert re.fullmatch(r"speedup: \d+\.\d\d", lines[-1])
+    assert any(re.match(r"serial\s+median\s+[\d.]+ s", line) for line in lines)
+    assert any(re.match(r"--workers 2\s+median\s+[\d.]+ s", line) for line in lines)
+    assert (data / "datasets" / "sim-hst-acs-ex" / "dataset.json").read_bytes() == before
+    assert mod.main(["--dataset", str(tmp_path / "nowhere")]) == 1
