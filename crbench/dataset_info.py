@@ -120,6 +120,9 @@ def standard_line(dataset: Dataset) -> str:
     ``not-standard``, then the reason (:func:`crbench.standard.check_standard`)."""
     from .standard import check_standard
 
+    if dataset.card.get("size") is None:
+        return ("not-standard: the card records no standard size (standard v1 sizes exist for the simulated "
+                "recipes only)")
     check = check_standard(dataset)
     msg = check.message
     prefix = f"{dataset.name}: "

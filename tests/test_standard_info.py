@@ -77,8 +77,9 @@ def test_info_says_whether_the_copy_is_the_standard_build(small_hst, tmp_path, m
         assert len(lines) == 1, out
         return lines[0]
 
-    # a small build is never the standard one
-    assert "not-standard" in standard_line(small_hst.root)
+    # a small build is never the standard one; nor is a set without standard sizes
+    assert "not-standard" in standard_line(small_hst.root) and "small" in standard_line(small_hst.root)
+    assert "no standard size" in standard_line(_copy_with_card(small_hst, tmp_path / "real", size=None))
     std = _copy_with_card(small_hst, tmp_path / "std", size="standard", standard="v1")
     reg = tmp_path / "standard.json"
     monkeypatch.setenv("CRBENCH_STANDARD_REGISTRY", str(reg))
