@@ -102,19 +102,27 @@ def build_dataset(name: str, out: str | os.PathLike | None = None, *, progress: 
 
     ``out`` must be missing, empty, or (with ``overwrite=True``) an existing crbench dataset; any
     other non-empty folder is refused before anything is built
-    (:func:`crbench.dataset.check_dataset_destination`).
+    (:func:`crbench.dataset.check_dataset_destination`). The card records the build's wall-clock
+    time as ``build_seconds`` (outside the content hash, which covers the sample files only).
     """
-    from .dataset import allow_overwrite, check_dataset_destination
+    import time
+
+    from .dataset import Dataset, allow_overwrite, check_dataset_destination, update_card
 
     recipe = get_recipe(name)
     opts = dict(recipe.defaults)
     opts.update({k: v for k, v in options.items() if v is not None})
     out_path = Path(out) if out is not None else default_dataset_path(name)
     check_dataset_destination(out_path, overwrite)
+    start = time.perf_counter()
     if not overwrite:
-        return recipe.build(out_path, progress=progress, **opts)
-    with allow_overwrite(out_path):
-        return recipe.build(out_path, progress=progress, **opts)
+        ds = recipe.build(out_path, progress=progress, **opts)
+    else:
+        with allow_overwrite(out_path):
+            ds = recipe.build(out_path, progress=progress, **opts)
+    if not isinstance(ds, Dataset):  # a third-party recipe returning something else: leave it alone
+        return ds
+    return update_card(ds, build_seconds=round(time.perf_counter() - start, 2))
 
 
 def resolve_dataset(name_or_path: str | os.PathLike, *, build_missing: bool = True, progress: bool = True):
