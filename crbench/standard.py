@@ -30,6 +30,9 @@ from .errors import DatasetError, DownloadError, RegistryError
 
 #: Environment variable naming another standard registry file (tests, private mirrors).
 REGISTRY_ENV = "CRBENCH_STANDARD_REGISTRY"
+#: Card fields left out of an exported archive: they describe one machine's build (file times, wall
+#: time), not the content, and would make archives of identical content differ.
+MACHINE_FIELDS = ("files", "build_seconds")
 #: Libraries whose versions are pinned with a standard hash.
 PINNED_LIBRARIES = ("crbench", "numpy", "scipy", "astropy", "pandas")
 
@@ -169,6 +172,11 @@ def export_dataset(dataset: Any, out_dir: str | os.PathLike) -> dict[str, Any]:
                     if d not in dirs_done:
                         tf.addfile(_tar_info(f"{dataset.name}/{d}", None))
                         dirs_done.add(d)
+                if rel == "dataset.json":  # without what depends on the machine and the moment of the build
+                    card = {k: v for k, v in dataset.card.items() if k not in MACHINE_FIELDS}
+                    blob = (json.dumps(card, indent=2) + "\n").encode()
+                    tf.addfile(_tar_info(f"{dataset.name}/{rel}", len(blob)), io.BytesIO(blob))
+                    continue
                 with open(p, "rb") as fh:
                     tf.addfile(_tar_info(f"{dataset.name}/{rel}", p.stat().st_size), fh)
     sha = file_sha256(archive)

@@ -75,6 +75,14 @@ def test_export_is_reproducible(small_hst, tmp_path):
     assert reg["sim-hst-acs-ex"]["content_hash"] == small_hst.content_hash
 
 
+def test_exports_of_two_builds_of_the_same_content_are_identical(small_hst, tmp_path):
+    again = build_dataset("sim-hst-acs-ex", tmp_path / "again" / "sim-hst-acs-ex", progress=False, size="small",
+                          **SMALL)
+    assert again.content_hash == small_hst.content_hash
+    assert export_dataset(again, tmp_path / "a")["archive"]["sha256"] == \
+        export_dataset(small_hst, tmp_path / "b")["archive"]["sha256"]
+
+
 def test_download_from_a_local_mirror_made_by_export(small_hst, tmp_path):
     mirror = tmp_path / "mirror"
     entry = export_dataset(small_hst, mirror)
