@@ -42,6 +42,7 @@ from . import __version__
 from .atomic import atomic_dir, write_json
 from .errors import DatasetError
 from .fitsio import read_sample, write_sample
+from .hashing import file_sha256  # noqa: F401  (re-exported: crbench.dataset.file_sha256)
 from .sample import Sample
 
 CARD_NAME = "dataset.json"
@@ -134,15 +135,6 @@ def allow_overwrite(root: str | os.PathLike):
         yield
     finally:
         _OVERWRITE_OK.reset(token)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def content_hash(sample_files: Iterable[Path]) -> str:

@@ -27,7 +27,8 @@ from .leaderboard_checks import (MAX_DEPTH, MAX_SUBMISSION_BYTES, SubmissionErro
                                  summary_problems)
 from .sample import MORPHOLOGIES
 from .metrics.operating import same_operating_point
-from .schema import read_results_json, validate_results
+from .results import read_results_json
+from .schema import validate_results
 
 ASSETS = Path(__file__).parent / "leaderboard_assets"
 #: Default leaderboard folder (relative to the working directory).

@@ -78,13 +78,13 @@ def _detectors_for(runs):
 def run(args: argparse.Namespace) -> int:
     from crbench import plots
     from crbench.results import Results
-    from crbench.schema import load_results
+
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     merged = Results()
     for path in args.results:
-        merged.extend(load_results(path))
+        merged.extend(Results.load(path))
     curve_w = args.width or "single"
     wide_w = args.width or "double"
     written: list[Path] = []
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"skipping sim-to-real gap {real_name} vs {sim_name}: {exc}")
     if args.gap:
-        real, sim = load_results(args.gap[0]), load_results(args.gap[1])
+        real, sim = Results.load(args.gap[0]), Results.load(args.gap[1])
         written += plots.plot_sim_to_real_gap(real, sim, out / "sim_to_real_gap", metric=args.metric,
                                               width=curve_w)
     for p in written:
