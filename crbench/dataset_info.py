@@ -1,11 +1,9 @@
-"""Text summary and statistics plots of a dataset (``crbench datasets info NAME [--plot DIR]``)."""
+"""Text summary and statistics of a dataset (``crbench datasets info NAME``; its ``--plot`` figures are
+:func:`crbench.plots.plot_class_imbalance`)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
@@ -214,64 +212,3 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
     lines.append(f"  CR pixels on sources: {_pct(st.get('cr_pixels_on_sources_share', 0.0), 2)}")
     lines.append(f"  ignore fraction:      {_pct(st.get('ignore_fraction', 0.0), 3)}")
     return "\n".join(lines)
-
-
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
-    from .atomic import atomic_path
-
-    paths = []
-    for ext in ("pdf", "png"):
-        path = out_dir / f"{stem}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    return paths
-
-
-def plot_statistics(dataset: Dataset, out_dir: str | os.PathLike) -> list[Path]:
-    """Histograms of the per-image CR pixel fraction and of CR sizes by morphology.
-
-    Writes ``<name>_cr_fraction.{pdf,png}`` and ``<name>_cr_sizes.{pdf,png}`` into ``out_dir``
-    (created if needed) and returns the four paths.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    st = dataset_statistics(dataset)
-    frac = np.asarray(st.get("per_image_cr_pixel_fraction", []), dtype=float) * 100.0
-    paths: list[Path] = []
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if frac.size:
-        ax.hist(frac, bins=max(5, min(40, frac.size)), color="tab:blue", alpha=0.8)
-        ax.axvline(np.median(frac), color="k", ls="--", lw=1, label=f"median {np.median(frac):.3f}%")
-        ax.legend(frameon=False)
-    ax.set_xlabel("CR pixel fraction per image (%)")
-    ax.set_ylabel("images")
-    ax.set_title(f"{dataset.name}: CR pixel fraction ({frac.size} images)")
-    paths += _save(fig, out, f"{dataset.name}_cr_fraction")
-    plt.close(fig)
-
-    inst = dataset.instances()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if len(inst):
-        sizes = pd.to_numeric(inst["pixels"], errors="coerce").fillna(0).to_numpy()
-        hi = max(2.0, float(sizes.max()))
-        bins = np.unique(np.round(np.geomspace(1, hi + 1, 30)))
-        for m in MORPHOLOGIES:
-            sel = (inst["morphology"].astype(str) == m).to_numpy()
-            if sel.any():
-                ax.hist(sizes[sel], bins=bins, histtype="step", lw=1.5, label=f"{m} ({int(sel.sum())})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(frameon=False)
-    ax.set_xlabel("CR size (pixels)")
-    ax.set_ylabel("CRs")
-    ax.set_title(f"{dataset.name}: CR sizes by morphology")
-    paths += _save(fig, out, f"{dataset.name}_cr_sizes")
-    plt.close(fig)
-    return paths

@@ -76,3 +76,10 @@ def test_no_import_cycle_between_library_modules():
             visit(m, [m])
     cycles = [c for c in cycles if tuple(c) not in KNOWN_CYCLES]
     assert cycles == [], "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_plots_take_score_maps_and_never_run_detectors():
+    offenders = [f"{p.relative_to(ROOT.parent)} imports {name}"
+                 for p in sorted((ROOT / "plots").glob("*.py")) for name in _imports(p, top_level_only=False)
+                 if name.startswith(("crbench.harness", "crbench.detectors", "crbench.evaluation"))]
+    assert offenders == []
