@@ -9,7 +9,7 @@ Input scaling (what each shipped model expects; crbench images are in electrons)
   (per image, inside ``clean``); crbench passes electrons.
 * ``decam``: deepCR's preliminary DECam model, electrons passed unchanged (scale 1).
 
-Traps handled so that users never meet them (see ``docs/anchors.md``):
+Traps handled so that users never meet them (see ``docs/anchors.md#deepcr-traps``):
 
 * ``deepCR`` is imported before ``learned_models`` (circular import otherwise);
 * inference runs under ``torch.inference_mode()`` (deepCR leaves gradient tracking on because of

@@ -1,4 +1,5 @@
-"""Converters for the published CR datasets (layouts in formats.md).
+"""Converters for the published CR datasets (layouts in docs/formats.md#deepcr-acs-wfc-dataset,
+docs/formats.md#deepcr-2020-pickles and docs/formats.md#cosmic-conn-lco-dataset).
 
 - **deepCR ACS/WFC** (Kwon 2021; Zenodo 4295902, ``deepCR.ACS-WFC.{train,test}.tar``): after
   extraction ``npy_train/`` and ``npy_test/``, then ``<filter>/<proposal>/<visit>/`` holding stamps

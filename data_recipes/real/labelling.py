@@ -1,6 +1,6 @@
 """Multi-exposure CR labelling of a series of real frames of one field (pure functions).
 
-The pipeline follows the Cosmic-CoNN labelling recipe (anchors.md) adapted to a drifting series
+The pipeline follows the Cosmic-CoNN labelling recipe (docs/anchors.md#cosmic-conn-labelling) adapted to a drifting series
 from a small telescope without calibration frames:
 
 1. **Alignment** (:func:`register_series`): sub-pixel shifts by phase cross-correlation of
@@ -500,7 +500,7 @@ def instance_table(cr: np.ndarray, deviation: np.ndarray, saturated: np.ndarray 
 
 
 def classify_morphology(labels: np.ndarray, n: int, saturated: np.ndarray | None = None) -> list[str]:
-    """Geometric class of each instance (physics.md rules), with :func:`crbench.morphology.classify_instances`."""
+    """Geometric class of each instance (docs/physics.md#morphology-rules), with :func:`crbench.morphology.classify_instances`."""
     try:
         from crbench.morphology import classify_instances
     except ImportError:  # the shared classifier is optional; fall back to the rules below
