@@ -71,8 +71,6 @@ class Sample:
         ``gain``, ``read_noise``, ``sky``, ``exptime``, ``saturation``, ``instrument``,
         ``pixel_scale``, ``psf_fwhm`` and provenance; free-form beyond those. Only the instrument
         keys (:data:`crbench.observation.OBSERVATION_META_KEYS`) reach detectors.
-    source_table : DataFrame or None
-        Extra per-sample table (e.g. a source catalogue); not validated.
     dqmask : ndarray of uint8, shape (H, W), or None
         Instrument data-quality bits (:data:`crbench.observation.DQ_SATURATED`, ``DQ_DEAD``,
         ``DQ_HOT``, ``DQ_OTHER``) known without the truth; detectors see it. Never CR truth or
@@ -89,8 +87,6 @@ class Sample:
     exposures: np.ndarray | None = None
     ramp: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    #: Extra per-sample tables (e.g. a source catalogue); not validated.
-    source_table: pd.DataFrame | None = None
     halo: np.ndarray | None = None
     dqmask: np.ndarray | None = None
 
