@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from . import __version__
 from .atomic import atomic_dir, write_json
 from .errors import DatasetError
 from .fitsio import read_sample, write_sample
+from .jsonfile import read_json
 from .hashing import file_sha256  # noqa: F401  (re-exported: crbench.dataset.file_sha256)
 from .sample import Sample
 
@@ -179,12 +179,7 @@ class Dataset:
         if not card_path.exists():
             raise DatasetError(f"{root}: not a crbench dataset (no {CARD_NAME}); build it with "
                                "'crbench datasets build NAME'")
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{card_path}: invalid JSON ({exc})") from exc
-        except RecursionError:
-            raise DatasetError(f"{card_path}: JSON nested too deeply to be a dataset card") from None
+        card = read_json(card_path, DatasetError, "a dataset card")
         if not isinstance(card, dict):
             raise DatasetError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
         for key in ("name", "splits", "content_hash"):

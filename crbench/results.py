@@ -8,7 +8,6 @@ interrupted save never leaves a pair that looks consistent: either there is no `
 :meth:`Results.load` finds the tables' hashes differ and says so."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -23,6 +22,7 @@ from . import __version__
 from .atomic import current_umask, temporary_dir, write_json
 from .errors import FormatError
 from .hashing import file_sha256
+from .jsonfile import read_json
 from .schema import validate_results
 
 #: Every file :meth:`Results.save` may write (an existing one means ``out`` holds results).
@@ -230,12 +230,7 @@ def read_results_json(path: str | os.PathLike) -> dict[str, Any]:
         p = p / "results.json"
     if not p.exists():
         raise FormatError(f"{p}: results file not found")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{p}: not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise FormatError(f"{p}: JSON nested too deeply to be a results file") from None
+    obj = read_json(p, FormatError, "a results file")
     validate_results(obj, p)
     return obj
 

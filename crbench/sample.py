@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SampleError
-from .observation import Observation
+from .observation import ImageMeta, Observation
 
 #: Columns of the per-instance (per-CR) table.
 INSTANCE_COLUMNS = ("id", "morphology", "generator", "pixels", "charge", "saturated")
@@ -41,7 +41,7 @@ def empty_instance_table() -> pd.DataFrame:
 
 
 @dataclass
-class Sample:
+class Sample(ImageMeta):
     """One image with its truth and companions.
 
     Parameters
@@ -89,27 +89,6 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
     halo: np.ndarray | None = None
     dqmask: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(H, W) of the image."""
-        return tuple(self.image.shape)  # type: ignore[return-value]
-
-    @property
-    def gain(self) -> float:
-        return float(self.meta.get("gain", 1.0))
-
-    @property
-    def read_noise(self) -> float:
-        return float(self.meta.get("read_noise", 0.0))
-
-    @property
-    def sky(self) -> float:
-        return float(self.meta.get("sky", 0.0))
-
-    @property
-    def saturation(self) -> float:
-        return float(self.meta.get("saturation", np.inf))
 
     def observation(self) -> Observation:
         """What a detector may see: image, companions, instrument mask and instrument meta.

@@ -53,13 +53,7 @@ def plot_roc(results: Results, stem: str | os.PathLike, *, width: str = "single"
         ax.axvline(mark_fpr, color="#777777", lw=0.8, ls=":", zorder=0)
         ax.text(mark_fpr * 1.12, 0.3, f"FPR {_sci(mark_fpr)}", color="#555555", fontsize=6, ha="left",
                 va="bottom", rotation=90)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("False positive rate (pixels)")
-    ax.set_ylabel("True positive rate (pixels)")
-    _legend(ax, banded, "lower right")
-    paths = save_figure(fig, stem)
-    plt.close(fig)
-    return paths
+    return _finish(fig, ax, stem, "False positive rate (pixels)", "True positive rate (pixels)", banded, "lower right")
 
 
 def plot_pr(results: Results, stem: str | os.PathLike, *, width: str = "single") -> list[Path]:
@@ -86,11 +80,18 @@ def plot_pr(results: Results, stem: str | os.PathLike, *, width: str = "single")
     if frac and not multi:
         ax.axhline(frac[0], color="#777777", lw=0.8, ls=":", label=f"chance ({frac[0]:.2%} CR pixels)")
     ax.set_xlim(0, 1.0)
+    return _finish(fig, ax, stem, "Recall (pixels)", "Precision (pixels)", banded, "lower left")
+
+
+def _finish(fig, ax, stem: str | os.PathLike, xlabel: str, ylabel: str, banded: bool, loc: str) -> list[Path]:
+    """Rate axis 0-1, labels, legend; save as PDF + PNG and close."""
     ax.set_ylim(0, 1.01)
-    ax.set_xlabel("Recall (pixels)")
-    ax.set_ylabel("Precision (pixels)")
-    _legend(ax, banded, "lower left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _legend(ax, banded, loc)
     paths = save_figure(fig, stem)
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return paths
 
