@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import crbench
 
 ROOT = Path(crbench.__file__).resolve().parent
@@ -83,3 +85,13 @@ def test_plots_take_score_maps_and_never_run_detectors():
                  for p in sorted((ROOT / "plots").glob("*.py")) for name in _imports(p, top_level_only=False)
                  if name.startswith(("crbench.harness", "crbench.detectors", "crbench.evaluation"))]
     assert offenders == []
+
+
+def test_recipe_entry_point_values_are_checked():
+    from crbench.errors import RegistryError
+    from crbench.recipes import Recipe, recipes_of
+
+    r = Recipe(name="x", description="d", kind="simulated", build=lambda out, **kw: None)
+    assert recipes_of(r, "a") == [r] and recipes_of([r], "a") == [r] and recipes_of(lambda: (r,), "a") == [r]
+    with pytest.raises(RegistryError, match="entry point bad = m:v of group 'crbench.recipes' must give"):
+        recipes_of({"x": 1}, "bad = m:v")
