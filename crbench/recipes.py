@@ -108,7 +108,9 @@ def get_recipe(name: str) -> Recipe:
     """Look up a recipe by name, with a clear error listing the known ones."""
     recipes = available_recipes()
     if name not in recipes:
-        raise RegistryError(f"unknown dataset recipe {name!r}; known: {', '.join(recipes)}")
+        known = ", ".join(recipes) or (f"none (no {GROUP!r} entry points are installed: rerun "
+                                       "'pip install -e .' in the crbench source folder)")
+        raise RegistryError(f"unknown dataset recipe {name!r}; known: {known}")
     return recipes[name]
 
 
