@@ -161,8 +161,8 @@ def markdown(entries: Sequence[Entry]) -> str:
             trained = by_id[r["id"]].run["provenance"]["detector"].get("trained_on") or []
             cells = [md_text(_fmt(r, k, d)) if d is None else _fmt(r, k, d) for k, _, d in cols]
             lines.append("| " + " | ".join(cells) + " | " + md_text(", ".join(map(str, trained)) or "–") + " |")
-        morph = [(r, by_id[r["id"]].run.get("by_morphology")) for r in grp]
-        morph = [(r, m) for r, m in morph if m]
+        morph: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+            (r, rows) for r in grp for rows in [by_id[r["id"]].run.get("by_morphology")] if rows]
         if morph:
             lines += ["", "Per-morphology recall (half of the CR's pixels flagged at the operating point):", "",
                       "| Detector | " + " | ".join(MORPHOLOGIES) + " |",
@@ -173,7 +173,7 @@ def markdown(entries: Sequence[Entry]) -> str:
                     row = next((x for x in m if x.get("morphology") == name), None)
                     v = _num(row.get("recall_half")) if row else None
                     op_status = str(by_id[r["id"]].run["summary"].get("op_status") or "")
-                    if v is None:
+                    if v is None or row is None:
                         cells.append("not reached" if row and op_status.startswith("not reached") else "–")
                     else:
                         text = f"{v:.3f}"

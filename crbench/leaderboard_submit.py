@@ -191,7 +191,8 @@ class SubmissionPlan:
 
 
 def _build_label(ds: dict[str, Any], meta: dict[str, Any]) -> str:
-    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    raw_versions = meta.get("versions")
+    versions: dict[str, Any] = raw_versions if isinstance(raw_versions, dict) else {}
     soft = ", ".join(f"{k} {versions.get(k, meta.get('crbench_version') if k == 'crbench' else None) or '?'}"
                      for k in BUILD_VERSIONS)
     text = f"content hash {ds.get('content_hash')}, version {ds.get('version')!r}, made with {soft}"

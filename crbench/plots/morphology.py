@@ -67,21 +67,23 @@ def plot_morphology_recall(results: Results, stem: str | os.PathLike, *, metric:
     n = len(labels)
     bar_w = 0.8 / n
     styles = _detector_styles(labels)
-    n_crs = {}
+    n_crs: dict[str, int] = {}
     for j, lab in enumerate(labels):
-        xs, ys, err = [], [], [[], []]
+        xs: list[float] = []
+        ys: list[float] = []
+        err: list[list[float]] = [[], []]
         for i, m in enumerate(morphs):
-            r = next((r for r in rows if r["_label"] == lab and r["morphology"] == m), None)
-            if r is None:
+            row = next((x for x in rows if x["_label"] == lab and x["morphology"] == m), None)
+            if row is None:
                 continue
-            v = _finite_or_nan(r.get(metric))
-            n_crs.setdefault(m, int(r.get("n_crs") or 0))
+            v = _finite_or_nan(row.get(metric))
+            n_crs.setdefault(m, int(row.get("n_crs") or 0))
             xs.append(i - 0.4 + bar_w * (j + 0.5))
             ys.append(v if np.isfinite(v) else 0.0)
             if not np.isfinite(v):  # operating point not reached: say so instead of a zero-height bar
                 ax.text(xs[-1], 0.02, "not reached", rotation=90, fontsize=5, ha="center", va="bottom",
                         color="#555555")
-            lo, hi = _finite_or_nan(r.get(f"{metric}_lo")), _finite_or_nan(r.get(f"{metric}_hi"))
+            lo, hi = _finite_or_nan(row.get(f"{metric}_lo")), _finite_or_nan(row.get(f"{metric}_hi"))
             err[0].append(max(0.0, v - lo) if np.isfinite(lo) and np.isfinite(v) else 0.0)
             err[1].append(max(0.0, hi - v) if np.isfinite(hi) and np.isfinite(v) else 0.0)
         has_err = any(e > 0 for e in err[0] + err[1])
