@@ -9,7 +9,7 @@ Input scaling (what each shipped model expects; crbench images are in electrons)
   (per image, inside ``clean``); crbench passes electrons.
 * ``decam``: deepCR's preliminary DECam model, electrons passed unchanged (scale 1).
 
-Traps handled so that users never meet them (see ``docs/anchors.md``):
+Traps handled so that users never meet them (see ``docs/anchors.md#deepcr-traps``):
 
 * ``deepCR`` is imported before ``learned_models`` (circular import otherwise);
 * inference runs under ``torch.inference_mode()`` (deepCR leaves gradient tracking on because of
@@ -172,7 +172,8 @@ class DeepCRDetector(Detector):
         finally:
             if self.threads:
                 torch.set_num_threads(prev)
-        return np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        # NaN/inf stay: the harness's finite check (check_score_map) reports them, naming the sample
+        return np.asarray(prob, dtype=np.float32)
 
     def params(self) -> dict[str, Any]:
         return dict(self._params)

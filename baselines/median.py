@@ -1,7 +1,7 @@
 """``median``: multi-exposure comparison against the median of the other aligned exposures.
 
 Score = (image - median of the others) / sigma, with the CCD noise model of the Cosmic-CoNN
-labelling pipeline (anchors.md): per-pixel variance rn^2 + expected counts for the frame itself,
+labelling pipeline (docs/anchors.md#cosmic-conn-labelling): per-pixel variance rn^2 + expected counts for the frame itself,
 plus the median's own variance (about pi/2 x the single-frame variance / n for a median of n), plus
 an optional alignment term ``deriv_scale x |local gradient of the median|`` (as astrodrizzle's
 ``driz_cr``) that protects star cores when exposures are not perfectly aligned.

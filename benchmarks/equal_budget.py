@@ -3,9 +3,10 @@
 Scores deepCR-2-32 retrained, the attention U-Net and the same U-Net without gates (each trained
 by crbench for the same CPU minutes, seed and split: see their sidecars), the pretrained deepCR
 package and LACosmic on one dataset split with crbench's harness (``crbench.harness``
-conventions, pooled pixel counts), then bootstraps over images (``--boot`` resamples) for 95%
-intervals. Prints a Markdown table; ``--plot`` also draws the ROC curves (PNG and PDF) and ``--out`` writes
-the table as CSV and Markdown.
+conventions, pooled pixel counts, :func:`crbench.harness.evaluate`), with its bootstrap (``--boot``
+resamples of images, or of the card's exposure groups) for 95% intervals. Prints a Markdown table;
+``--plot`` also draws the ROC curves with :func:`crbench.plots.plot_roc` (PNG and PDF) and ``--out``
+writes the table as CSV and Markdown.
 
 Usage::
 
@@ -21,63 +22,50 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crbench.conventions import resolve_conventions  # noqa: E402
 from crbench.detectors.registry import get_detector  # noqa: E402
-from crbench.harness import evaluate_sample  # noqa: E402
-from crbench.metrics import Binning, ap, curve_from_histograms, roc_auc, tpr_at_fpr  # noqa: E402
+from crbench.harness import evaluate  # noqa: E402
 from crbench.recipes import resolve_dataset  # noqa: E402
 
 LEARNED = ("deepcr-retrained", "attention-unet", "unet-nogate")
 DEFAULT_DETECTORS = LEARNED + ("deepcr", "lacosmic")
+#: Summary metrics of the table and CSV (all from crbench.harness.evaluate's run summaries).
+METRICS = ("ap", "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4", "tpr_at_fpr_1e-3", "roc_auc")
 
 
-def _metrics(pos: np.ndarray, neg: np.ndarray, binning: Binning) -> dict[str, float]:
-    c = curve_from_histograms(pos, neg, binning)
-    return {"ap": ap(c), "tpr_at_fpr_1e-4": tpr_at_fpr(c, 1e-4), "tpr_at_fpr_5e-4": tpr_at_fpr(c, 5e-4),
-            "tpr_at_fpr_1e-3": tpr_at_fpr(c, 1e-3), "roc_auc": roc_auc(c)}
+def build_detectors(names, weights_dir: Path | None) -> list:
+    """The detectors by name, the learned ones with ``weights_dir/NAME.pt`` when a folder is given."""
+    dets = []
+    for name in names:
+        params = {"weights": str(weights_dir / f"{name}.pt")} if name in LEARNED and weights_dir is not None else {}
+        dets.append(get_detector(name, **params))
+    return dets
 
 
-def score_detector(name: str, ds, split: str, conventions, weights_dir: Path | None, boot: int, seed: int) -> dict:
-    """Point estimates and bootstrap intervals for one detector."""
-    params = {}
-    if name in LEARNED and weights_dir is not None:
-        params["weights"] = str(weights_dir / f"{name}.pt")
-    det = get_detector(name, **params)
-    binning = Binning.for_range(det.score_range, None, integer=getattr(det, "integer_scores", False))
-    records, seconds, mpix = [], 0.0, 0.0
-    for sid in ds.ids(split):
-        rec = evaluate_sample(det, ds.load(sid, load_companions=False), binning, conventions)
-        records.append(rec)
-        seconds += rec.seconds
-        mpix += rec.n_pixels / 1e6
-    pos = np.stack([r.pos for r in records])
-    neg = np.stack([r.neg for r in records])
-    point = _metrics(pos.sum(0), neg.sum(0), binning)
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in point}
-    n = len(records)
-    for _ in range(boot):
-        idx = rng.integers(0, n, n)
-        m = _metrics(pos[idx].sum(0), neg[idx].sum(0), binning)
-        for k, v in m.items():
-            draws[k].append(v)
-    ci = {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) if boot else (np.nan, np.nan)
-          for k, v in draws.items()}
-    curve = curve_from_histograms(pos.sum(0), neg.sum(0), binning)
-    info = {}
-    if name in LEARNED:
-        side_path = Path(getattr(det, "weights_path")).with_suffix(".json")
-        if side_path.exists():
-            side = json.loads(side_path.read_text())
-            info = {"steps": side.get("steps"), "cpu_minutes": side.get("cpu_minutes"),
-                    "params": side.get("parameters"),
-                    "loss": side.get("loss"), "trained_on": ",".join(getattr(det, "trained_on", ()))}
-    return {"detector": name, **point, "ci": ci, "seconds_per_mpix": seconds / mpix if mpix else np.nan,
-            "curve": (curve.fpr, curve.tpr), "info": info}
+def training_info(det) -> dict:
+    """What a learned detector's weight sidecar says about its training budget (empty otherwise)."""
+    path = getattr(det, "weights_path", None)
+    side_path = Path(path).with_suffix(".json") if path else None
+    if det.name not in LEARNED or side_path is None or not side_path.exists():
+        return {}
+    side = json.loads(side_path.read_text())
+    return {"steps": side.get("steps"), "cpu_minutes": side.get("cpu_minutes"), "params": side.get("parameters"),
+            "loss": side.get("loss"), "trained_on": ",".join(getattr(det, "trained_on", ()))}
+
+
+def rows_from_results(results, info: dict[str, dict]) -> list[dict]:
+    """One row per run: the summary metrics, their bootstrap intervals and the training info."""
+    rows = []
+    for run in results.runs:
+        sm = run["summary"]
+        nan = float("nan")
+        rows.append({"detector": run["detector"], **{k: sm.get(k, nan) for k in METRICS},
+                     "ci": {k: (sm.get(f"{k}_lo", nan), sm.get(f"{k}_hi", nan)) for k in METRICS},
+                     "seconds_per_mpix": sm.get("seconds_per_mpix", nan), "info": info.get(run["detector"], {})})
+    return rows
 
 
 def _fmt(v: float, ci: tuple[float, float]) -> str:
@@ -97,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     ds = resolve_dataset(a.dataset, progress=False)
     conventions = resolve_conventions(None)
-    wdir = Path(a.weights_dir) if a.weights_dir else None
+    dets = build_detectors(a.detectors, Path(a.weights_dir) if a.weights_dir else None)
     t0 = time.time()
-    rows = [score_detector(d, ds, a.split, conventions, wdir, a.boot, a.seed) for d in a.detectors]
+    # scoring, pooling and the bootstrap are the harness's (the card's exposure groups when it has them)
+    results = evaluate(dets, ds, split=a.split, bootstrap=a.boot, seed=a.seed, per_cr=False, sources=False,
+                       on_error="raise", progress=False, operating_split=None)
+    rows = rows_from_results(results, {d.name: training_info(d) for d in dets})
     print(f"dataset {ds.name} (hash {ds.content_hash[:12]}), split {a.split}, {len(ds.ids(a.split))} images, "
-          f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {a.boot} bootstrap resamples over images, "
+          f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {a.boot} bootstrap resamples, "
           f"{time.time() - t0:.0f} s")
     header = ("| detector | TPR @ FPR 5e-4 (%) [95% CI] | TPR @ FPR 1e-4 (%) | AP (%) [95% CI] | ROC AUC | "
               "s/Mpix | params | steps (CPU min used) | loss | trained on |")
@@ -128,28 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         pd.DataFrame(flat).to_csv(out / "equal_budget.csv", index=False)
         (out / "equal_budget.md").write_text(table + "\n")
     if a.plot:
-        import matplotlib
+        from crbench.plots import plot_roc
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for r in rows:
-            fpr, tpr = r["curve"]
-            ax.plot(np.maximum(fpr, 1e-7), tpr, label=r["detector"])
-        ax.set_xscale("log")
-        ax.set_xlim(1e-5, 1e-1)
-        ax.axvline(5e-4, color="0.7", lw=0.8, ls="--")
-        ax.set_xlabel("pixel false-positive rate")
-        ax.set_ylabel("pixel true-positive rate")
-        ax.set_title(f"{ds.name} / {a.split}: equal-budget comparison")
-        ax.legend(loc="lower right", fontsize=8)
-        fig.tight_layout()
         stem = Path(a.plot).with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        for ext in (".png", ".pdf"):
-            fig.savefig(stem.with_suffix(ext), dpi=150)
-        print(f"wrote {stem}.png and {stem}.pdf")
+        for path in plot_roc(results, stem, width="double", fpr_range=(1e-5, 1e-1), mark_fpr=5e-4):
+            print(f"wrote {path}")
     return 0
 
 

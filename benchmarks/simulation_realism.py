@@ -1,17 +1,17 @@
 """Realism and speed of the physical CR simulator, next to published values.
 
-HST ACS/WFC preset at 1000 s (ACS Instrument Handbook, via physics.md):
+HST ACS/WFC preset at 1000 s (ACS Instrument Handbook, via docs/physics.md#instrument-presets):
   fraction of pixels hit            1.5-3% per 1000 s
   median pixels per hit             typically 4-5
   median charge per hit             ~1000 e-, floor ~500 e- (we print the 5th percentile as the floor)
 A hit is a truth footprint under the library's truth rule (crbench.truth, default seed5-grow2.5:
 pixels above 2.5 x the local noise sigma 8-connected to a pixel above 5 sigma; sigma =
 sqrt(read_noise^2 + sky + dark), here ~11 e-), see data_recipes/sim/physics.py. The retired
-1-sigma threshold is printed next to it, and both again for physics.md's starting values of
+1-sigma threshold is printed next to it, and both again for the starting values of docs/physics.md#instrument-presets,
 thickness and diffusion (15 um / 4 um) instead of the preset's tuned 11 um / 6 um.
 
 DECam preset: the projected track length of muons, measured on truth footprints (maximum Feret
-length) against the geometric expectation L = thickness x tan(theta) / pitch (physics.md) for
+length) against the geometric expectation L = thickness x tan(theta) / pitch (docs/physics.md#morphologies) for
 cos^3 incidence (median tan(theta) = 0.643 -> 10.7 px for 250 um / 15 um).
 
 Speed: a full sample (scene, 3 exposures with noise and CRs, truth, morphology) for a
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = HANDBOOK_HIT_FRACTION
     h = None
     for label, changes in (("preset (11 um, 6 um; tuned, unsourced)", {}),
-                           ("physics.md starting values (15 um, 4 um)", {"thickness_um": 15.0,
+                           ("docs/physics.md#instrument-presets starting values (15 um, 4 um)", {"thickness_um": 15.0,
                                                                         "diffusion_sigma_um": 4.0})):
         for r in hst_realism(args.size, args.seed, (DEFAULT_RULE, threshold_rule(1)), **changes):
             if h is None:

@@ -74,7 +74,8 @@ NOT_COMPARABLE_UNDER_TP_DILATION = ("ap", "precision_at_recall_0.95", "precision
                                     "op_precision", "op_dice")
 
 
-#: Presets reproducing the anchors' published protocols (anchors.md).
+#: Presets reproducing the anchors' published protocols (docs/anchors.md#deepcr-protocol,
+#: docs/anchors.md#cosmic-conn-protocol).
 PROTOCOLS: dict[str, Conventions] = {
     "crbench": Conventions(),
     # deepCR paper and deepCR/evaluate.py: pooled counts, prediction and truth multiplied by (1 - ignore)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from . import __version__
 from .atomic import atomic_dir, write_json
 from .errors import DatasetError
 from .fitsio import read_sample, write_sample
+from .jsonfile import read_json
+from .hashing import file_sha256  # noqa: F401  (re-exported: crbench.dataset.file_sha256)
 from .sample import Sample
 
 CARD_NAME = "dataset.json"
@@ -136,15 +137,6 @@ def allow_overwrite(root: str | os.PathLike):
         _OVERWRITE_OK.reset(token)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_hash(sample_files: Iterable[Path]) -> str:
     """Hash of a dataset's content: sha256 over sorted (file name, file sha256) pairs."""
     h = hashlib.sha256()
@@ -187,12 +179,7 @@ class Dataset:
         if not card_path.exists():
             raise DatasetError(f"{root}: not a crbench dataset (no {CARD_NAME}); build it with "
                                "'crbench datasets build NAME'")
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{card_path}: invalid JSON ({exc})") from exc
-        except RecursionError:
-            raise DatasetError(f"{card_path}: JSON nested too deeply to be a dataset card") from None
+        card = read_json(card_path, DatasetError, "a dataset card")
         if not isinstance(card, dict):
             raise DatasetError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
         for key in ("name", "splits", "content_hash"):

@@ -1,11 +1,9 @@
-"""Text summary and statistics plots of a dataset (``crbench datasets info NAME [--plot DIR]``)."""
+"""Text summary and statistics of a dataset (``crbench datasets info NAME``; its ``--plot`` figures are
+:func:`crbench.plots.plot_class_imbalance`)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
@@ -29,46 +27,14 @@ def _pct(x: Any, digits: int = 3) -> str:
         return "n/a"
 
 
-def sample_pixels(dataset: Dataset, sample_id: str) -> int:
-    """Pixels of one sample's science image, read from its ``SCI`` header (the data stay on disk).
-
-    Raises
-    ------
-    FormatError
-        When the sample file is missing, unreadable or has no ``SCI`` extension, naming the file.
-    """
-    from astropy.io import fits
-
-    from .errors import FormatError
-
-    path = dataset.sample_path(sample_id)
-    try:
-        header = fits.getheader(path, "SCI")
-    except FileNotFoundError:
-        raise FormatError(f"{path}: sample file of {sample_id!r} is missing; rebuild the dataset") from None
-    except (OSError, KeyError, IndexError) as exc:
-        raise FormatError(f"{path}: cannot read the SCI header of sample {sample_id!r} ({exc})") from None
-    axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
-    return int(np.prod(axes)) if axes else 0
-
-
-def split_counts(dataset: Dataset, *, pixels: bool = True) -> pd.DataFrame:
-    """Images, CRs and megapixels per split (rows: each split, then ``all``), with a column per
-    morphology class when the instances table has one.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        The dataset.
-    pixels : bool
-        Also count pixels (column ``mpix``, 10^6 pixels of the science images, read from the
-        sample headers).
+def split_counts(dataset: Dataset) -> pd.DataFrame:
+    """Images and CRs per split (rows: each split, then ``all``), with a column per morphology
+    class when the instances table has one.
 
     Returns
     -------
     DataFrame
-        Index ``split``; columns ``images``, ``crs``, one per morphology class when known, then
-        ``mpix`` when ``pixels``.
+        Index ``split``; columns ``images``, ``crs`` and, when known, one per morphology class.
     """
     inst = dataset.instances()
     has_morph = "morphology" in inst.columns and len(inst) > 0
@@ -76,7 +42,6 @@ def split_counts(dataset: Dataset, *, pixels: bool = True) -> pd.DataFrame:
     if has_morph:
         others = sorted(set(inst["morphology"].astype(str)) - set(MORPHOLOGIES))
         classes += others
-    npix = {sid: sample_pixels(dataset, sid) for sid in dict.fromkeys(dataset.ids())} if pixels else {}
     rows = []
     names = list(dataset.splits) + ["all"]
     for name in names:
@@ -85,51 +50,19 @@ def split_counts(dataset: Dataset, *, pixels: bool = True) -> pd.DataFrame:
         row: dict[str, Any] = {"split": name, "images": len(ids), "crs": int(len(sel))}
         for m in classes:
             row[m] = int((sel["morphology"].astype(str) == m).sum())
-        if pixels:
-            row["mpix"] = sum(npix[i] for i in ids) / 1e6
         rows.append(row)
     return pd.DataFrame(rows).set_index("split")
 
 
-def format_mpix(mpix: float) -> str:
-    """Megapixels with three significant figures up to 100 (``16.8``, ``4.19``, ``0.074``), whole above."""
-    v = float(mpix)
-    if v >= 100:
-        return f"{v:.0f}"
-    if v == 0:
-        return "0"
-    digits = max(0, 2 - int(np.floor(np.log10(abs(v)))))
-    return f"{v:.{digits}f}"
-
-
 def _format_counts(counts: pd.DataFrame) -> list[str]:
     """Lines of the per-split table, split names left-aligned, counts right-aligned."""
-    cols = list(counts.columns)
-    heads = ["images", "CRs"] + [("Mpix" if c == "mpix" else c) for c in cols[2:]]
-    cells = {name: [format_mpix(row[c]) if c == "mpix" else str(int(row[c])) for c in cols]
-             for name, row in counts.iterrows()}
-    widths = [max([len(h), 6] + [len(v[i]) for v in cells.values()]) for i, h in enumerate(heads)]
+    cols = [c for c in counts.columns]
+    heads = ["images", "CRs"] + cols[2:]
+    widths = [max(len(h), 6) for h in heads]
     out = ["  " + f"{'split':8s}" + " ".join(f"{h:>{w}s}" for h, w in zip(heads, widths))]
-    for name, vals in cells.items():
-        out.append("  " + f"{str(name):8s}" + " ".join(f"{v:>{w}s}" for v, w in zip(vals, widths)))
+    for name, row in counts.iterrows():
+        out.append("  " + f"{str(name):8s}" + " ".join(f"{int(row[c]):>{w}d}" for c, w in zip(cols, widths)))
     return out
-
-
-def standard_line(dataset: Dataset) -> str:
-    """Whether the local copy is the standard build: ``match``, ``MISMATCH``, ``unpinned`` or
-    ``not-standard``, then the reason (:func:`crbench.standard.check_standard`)."""
-    from .standard import check_standard
-
-    if dataset.card.get("size") is None:
-        return ("not-standard: the card records no standard size (standard v1 sizes exist for the simulated "
-                "recipes only)")
-    check = check_standard(dataset)
-    msg = check.message
-    prefix = f"{dataset.name}: "
-    if msg.startswith(prefix):
-        msg = msg[len(prefix):]
-    status = "MISMATCH" if check.status == "mismatch" else check.status
-    return f"{status}: {msg}"
 
 
 def _hostish(origin: str) -> str:
@@ -197,8 +130,7 @@ def label_quality_line(card: dict[str, Any]) -> str:
 
 
 def describe(dataset: Dataset, *, full: bool = False) -> str:
-    """Multi-line text: identity, images, CRs per class and megapixels per split, whether the copy
-    is the pinned standard build, label quality, caveats, licence,
+    """Multi-line text: identity, images and CRs per split, label quality, caveats, licence,
     provenance summary, then folder, hash, parameters and class-imbalance statistics.
 
     Shows the CR pixel fraction (mean, median, min, max over images, and pooled), CRs per
@@ -219,7 +151,6 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
              f"{_kind(card)})"]
     counts = split_counts(dataset)
     lines += _format_counts(counts)
-    lines.append(f"  standard:     {standard_line(dataset)}")
     lines.append(f"  label quality: {label_quality_line(card)}")
     caveats = card.get("caveats") or card.get("note")
     if caveats:
@@ -281,64 +212,3 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
     lines.append(f"  CR pixels on sources: {_pct(st.get('cr_pixels_on_sources_share', 0.0), 2)}")
     lines.append(f"  ignore fraction:      {_pct(st.get('ignore_fraction', 0.0), 3)}")
     return "\n".join(lines)
-
-
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
-    from .atomic import atomic_path
-
-    paths = []
-    for ext in ("pdf", "png"):
-        path = out_dir / f"{stem}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    return paths
-
-
-def plot_statistics(dataset: Dataset, out_dir: str | os.PathLike) -> list[Path]:
-    """Histograms of the per-image CR pixel fraction and of CR sizes by morphology.
-
-    Writes ``<name>_cr_fraction.{pdf,png}`` and ``<name>_cr_sizes.{pdf,png}`` into ``out_dir``
-    (created if needed) and returns the four paths.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    st = dataset_statistics(dataset)
-    frac = np.asarray(st.get("per_image_cr_pixel_fraction", []), dtype=float) * 100.0
-    paths: list[Path] = []
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if frac.size:
-        ax.hist(frac, bins=max(5, min(40, frac.size)), color="tab:blue", alpha=0.8)
-        ax.axvline(np.median(frac), color="k", ls="--", lw=1, label=f"median {np.median(frac):.3f}%")
-        ax.legend(frameon=False)
-    ax.set_xlabel("CR pixel fraction per image (%)")
-    ax.set_ylabel("images")
-    ax.set_title(f"{dataset.name}: CR pixel fraction ({frac.size} images)")
-    paths += _save(fig, out, f"{dataset.name}_cr_fraction")
-    plt.close(fig)
-
-    inst = dataset.instances()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if len(inst):
-        sizes = pd.to_numeric(inst["pixels"], errors="coerce").fillna(0).to_numpy()
-        hi = max(2.0, float(sizes.max()))
-        bins = np.unique(np.round(np.geomspace(1, hi + 1, 30)))
-        for m in MORPHOLOGIES:
-            sel = (inst["morphology"].astype(str) == m).to_numpy()
-            if sel.any():
-                ax.hist(sizes[sel], bins=bins.tolist(), histtype="step", lw=1.5, label=f"{m} ({int(sel.sum())})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(frameon=False)
-    ax.set_xlabel("CR size (pixels)")
-    ax.set_ylabel("CRs")
-    ax.set_title(f"{dataset.name}: CR sizes by morphology")
-    paths += _save(fig, out, f"{dataset.name}_cr_sizes")
-    plt.close(fig)
-    return paths

@@ -22,7 +22,6 @@ devices, nothing leaving the target folder), and
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import pickle
@@ -39,6 +38,7 @@ from typing import Any
 
 from .atomic import atomic_dir
 from .errors import DownloadError, RegistryError
+from .hashing import file_sha256
 
 MIRROR_ENV = "CRBENCH_MIRROR"
 _REGISTRY_FILE = "real.json"
@@ -95,15 +95,6 @@ def provenance(name: str) -> list[dict[str, Any]]:
              "licence": f["licence"]} for f in group_files(name)]
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class MirrorDownloader:
     """A pooch downloader that takes a registry file from a mirror (local folder or base URL).
 
@@ -153,7 +144,7 @@ class MirrorDownloader:
                         f"point {MIRROR_ENV} at a folder holding the registry's mirror layout, or unset it to "
                         f"fetch from {self.entry['origin_url']}")
                 _copy_with_progress(Path(src), raw, progress=self.progress)
-            got = sha256_of(raw)
+            got = file_sha256(raw)
             if got != self.entry["mirror_sha256"]:
                 raise DownloadError(
                     f"{self.entry['file']}: checksum mismatch for mirror copy {src} (sha256 {got}, expected "

@@ -80,7 +80,8 @@ def read_submission(path: str | os.PathLike) -> dict[str, Any]:
         If the file is missing, not JSON or not a valid results file.
     """
     from .errors import FormatError
-    from .schema import read_results_json, validate_results
+    from .results import read_results_json
+    from .schema import validate_results
 
     p = Path(path)
     if not p.is_file():

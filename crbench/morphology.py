@@ -13,7 +13,7 @@ of a mask, or all pixels of one instance id):
 ``solidity``     A / pixels whose centres lie inside the convex hull of the pixel centres
 ``n_saturated``  saturated pixels in the footprint
 
-Rules, in order (physics.md):
+Rules, in order (docs/physics.md#morphology-rules):
 
 1. **blob** if (n_saturated >= 1 and A >= 20) or (A >= 20 and e <= 1.5 and solidity >= 0.9)
 2. **spot** if L <= 3, or L <= 5 and e < 2

@@ -57,8 +57,66 @@ def observation_meta(meta: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(kept)
 
 
+class ImageMeta:
+    """Read-only views of an image's shape and instrument meta, shared by :class:`Observation` and
+    :class:`crbench.sample.Sample` (both have ``image`` and ``meta``)."""
+
+    __slots__ = ()
+    image: np.ndarray
+    meta: Mapping[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the image."""
+        return tuple(self.image.shape)  # type: ignore[return-value]
+
+    @property
+    def gain(self) -> float:
+        """Gain in e-/ADU (1 when unknown)."""
+        return float(self.meta.get("gain", 1.0))
+
+    @property
+    def read_noise(self) -> float:
+        """Read noise in e- (0 when unknown)."""
+        return float(self.meta.get("read_noise", 0.0))
+
+    @property
+    def sky(self) -> float:
+        """Sky background in e- (0 when unknown)."""
+        return float(self.meta.get("sky", 0.0))
+
+    @property
+    def saturation(self) -> float:
+        """Saturation level in e- (inf when unknown)."""
+        return float(self.meta.get("saturation", np.inf))
+
+    def _optional(self, key: str, kind: type) -> Any:
+        value = self.meta.get(key)
+        return None if value is None else kind(value)
+
+    @property
+    def exptime(self) -> float | None:
+        """Exposure time in s, or None."""
+        return self._optional("exptime", float)
+
+    @property
+    def instrument(self) -> str | None:
+        """Instrument or simulation preset name, or None."""
+        return self._optional("instrument", str)
+
+    @property
+    def pixel_scale(self) -> float | None:
+        """Pixel scale in arcsec/px, or None."""
+        return self._optional("pixel_scale", float)
+
+    @property
+    def psf_fwhm(self) -> float | None:
+        """PSF FWHM in px, or None."""
+        return self._optional("psf_fwhm", float)
+
+
 @dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(ImageMeta):
     """One exposure as a telescope delivers it.
 
     Parameters
@@ -102,55 +160,6 @@ class Observation:
     def __reduce__(self):
         # the read-only meta mapping does not pickle; rebuild from plain values (process pools, dask)
         return (_rebuild, (self.id, self.image, self.exposures, self.ramp, self.dqmask, dict(self.meta)))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(H, W) of the image."""
-        return tuple(self.image.shape)  # type: ignore[return-value]
-
-    @property
-    def gain(self) -> float:
-        """Gain in e-/ADU (1 when unknown)."""
-        return float(self.meta.get("gain", 1.0))
-
-    @property
-    def read_noise(self) -> float:
-        """Read noise in e- (0 when unknown)."""
-        return float(self.meta.get("read_noise", 0.0))
-
-    @property
-    def sky(self) -> float:
-        """Sky background in e- (0 when unknown)."""
-        return float(self.meta.get("sky", 0.0))
-
-    @property
-    def saturation(self) -> float:
-        """Saturation level in e- (inf when unknown)."""
-        return float(self.meta.get("saturation", np.inf))
-
-    @property
-    def exptime(self) -> float | None:
-        """Exposure time in s, or None."""
-        value = self.meta.get("exptime")
-        return None if value is None else float(value)
-
-    @property
-    def instrument(self) -> str | None:
-        """Instrument or simulation preset name, or None."""
-        value = self.meta.get("instrument")
-        return None if value is None else str(value)
-
-    @property
-    def pixel_scale(self) -> float | None:
-        """Pixel scale in arcsec/px, or None."""
-        value = self.meta.get("pixel_scale")
-        return None if value is None else float(value)
-
-    @property
-    def psf_fwhm(self) -> float | None:
-        """PSF FWHM in px, or None."""
-        value = self.meta.get("psf_fwhm")
-        return None if value is None else float(value)
 
     def bad_pixels(self, bits: int = DQ_ALL) -> np.ndarray | None:
         """Bool mask of pixels with any of ``bits`` set in :attr:`dqmask`; None without a mask."""

@@ -1,9 +1,10 @@
 """Dataset recipes: named builders that write a :class:`~crbench.dataset.Dataset` folder.
 
-Built-in recipes live in the top-level ``data_recipes`` package and register themselves with
-:func:`register_recipe` when it is imported; third-party packages can add recipes through the
-``crbench.recipes`` entry-point group (value: a :class:`Recipe` instance or a zero-argument
-callable returning one).
+Recipes come from the ``crbench.recipes`` entry-point group, built-in ones (the ``data_recipes``
+package, declared in pyproject.toml) and third-party ones alike: an entry point's value is a
+:class:`Recipe`, an iterable of recipes (a module's ``RECIPES`` list), or a zero-argument callable
+returning either. :func:`register_recipe` adds one in-process. crbench never imports the recipe
+packages itself.
 """
 from __future__ import annotations
 
@@ -55,16 +56,46 @@ def register_recipe(recipe: Recipe) -> Recipe:
     return recipe
 
 
-def _load_builtin() -> None:
-    import data_recipes  # noqa: F401  (registers the built-in recipes)
+_LOADED_ENTRY_POINTS: set[str] = set()
 
+
+def recipes_of(obj: Any, origin: str) -> list[Recipe]:
+    """The recipes an entry point's value stands for.
+
+    Parameters
+    ----------
+    obj : Recipe, iterable of Recipe, or callable
+        A recipe, an iterable of recipes, or a zero-argument callable returning either.
+    origin : str
+        Where ``obj`` came from (the entry point), named in the error.
+
+    Returns
+    -------
+    list of Recipe
+
+    Raises
+    ------
+    RegistryError
+        If ``obj`` (or what it returns) is not a recipe or an iterable of recipes.
+    """
+    if callable(obj) and not isinstance(obj, Recipe):
+        obj = obj()
+    items = [obj] if isinstance(obj, Recipe) else list(obj) if isinstance(obj, (list, tuple)) else None
+    if items is None or not all(isinstance(r, Recipe) for r in items):
+        raise RegistryError(f"entry point {origin} of group {GROUP!r} must give a crbench.recipes.Recipe or a "
+                            f"list of them, got {type(obj).__name__}")
+    return items
+
+
+def _load_builtin() -> None:
+    """Register the recipes of every ``crbench.recipes`` entry point (each loaded once)."""
     for ep in entry_points(group=GROUP):
-        if ep.name in _RECIPES:
+        key = f"{ep.name} = {ep.value}"
+        if key in _LOADED_ENTRY_POINTS:
             continue
-        obj = ep.load()
-        recipe = obj() if callable(obj) and not isinstance(obj, Recipe) else obj
-        if isinstance(recipe, Recipe):
-            _RECIPES[recipe.name] = recipe
+        for recipe in recipes_of(ep.load(), key):
+            _RECIPES.setdefault(recipe.name, recipe)
+        _LOADED_ENTRY_POINTS.add(key)
 
 
 def available_recipes() -> dict[str, Recipe]:
@@ -77,7 +108,9 @@ def get_recipe(name: str) -> Recipe:
     """Look up a recipe by name, with a clear error listing the known ones."""
     recipes = available_recipes()
     if name not in recipes:
-        raise RegistryError(f"unknown dataset recipe {name!r}; known: {', '.join(recipes)}")
+        known = ", ".join(recipes) or (f"none (no {GROUP!r} entry points are installed: rerun "
+                                       "'pip install -e .' in the crbench source folder)")
+        raise RegistryError(f"unknown dataset recipe {name!r}; known: {known}")
     return recipes[name]
 
 

@@ -8,7 +8,6 @@ interrupted save never leaves a pair that looks consistent: either there is no `
 :meth:`Results.load` finds the tables' hashes differ and says so."""
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
@@ -22,6 +21,9 @@ import pandas as pd
 from . import __version__
 from .atomic import current_umask, temporary_dir, write_json
 from .errors import FormatError
+from .hashing import file_sha256
+from .jsonfile import read_json
+from .schema import validate_results
 
 #: Every file :meth:`Results.save` may write (an existing one means ``out`` holds results).
 RESULT_FILES = ("results.json", "results.csv", "results_by_morphology.csv", "results.parquet")
@@ -46,12 +48,6 @@ def check_results_destination(out_dir: str | os.PathLike, overwrite: bool = Fals
                           "replace them, or choose another --out folder")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 SCHEMA_VERSION = "1.0"
 
@@ -190,7 +186,7 @@ class Results:
                 self.table.to_parquet(tmp / names["parquet"], index=False)
             obj = self.to_json_obj()
             obj["meta"] = dict(obj["meta"])
-            obj["meta"]["files"] = {n: _sha256(tmp / n) for k, n in names.items() if k != "json"}
+            obj["meta"]["files"] = {n: file_sha256(tmp / n) for k, n in names.items() if k != "json"}
             write_json(tmp / names["json"], obj)
             for n in names.values():
                 os.chmod(tmp / n, mode)
@@ -208,8 +204,6 @@ class Results:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Results":
         """Load ``results.json`` (or a folder holding one), validated against the JSON Schema."""
-        from .schema import read_results_json
-
         obj = read_results_json(path)
         p = Path(path)
         folder = p if p.is_dir() else p.parent
@@ -217,10 +211,29 @@ class Results:
             f = folder / name
             if f.name != name or name not in RESULT_FILES:
                 continue
-            if f.exists() and _sha256(f) != digest:
+            if f.exists() and file_sha256(f) != digest:
                 raise FormatError(f"{f}: does not match {folder / 'results.json'} (written by another or an "
                                   "interrupted run); rerun 'crbench evaluate' with --overwrite")
         return cls(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))
+
+
+def read_results_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``results.json`` (or a folder holding one); return the parsed object.
+
+    Raises
+    ------
+    FormatError
+        If the file is missing, not JSON, or fails validation (naming the file and JSON path).
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.exists():
+        raise FormatError(f"{p}: results file not found")
+    obj = read_json(p, FormatError, "a results file")
+    validate_results(obj, p)
+    return obj
+
 
 
 def run_meta() -> dict[str, Any]:

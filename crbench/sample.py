@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SampleError
-from .observation import Observation
+from .observation import ImageMeta, Observation
 
 #: Columns of the per-instance (per-CR) table.
 INSTANCE_COLUMNS = ("id", "morphology", "generator", "pixels", "charge", "saturated")
@@ -41,7 +41,7 @@ def empty_instance_table() -> pd.DataFrame:
 
 
 @dataclass
-class Sample:
+class Sample(ImageMeta):
     """One image with its truth and companions.
 
     Parameters
@@ -71,8 +71,6 @@ class Sample:
         ``gain``, ``read_noise``, ``sky``, ``exptime``, ``saturation``, ``instrument``,
         ``pixel_scale``, ``psf_fwhm`` and provenance; free-form beyond those. Only the instrument
         keys (:data:`crbench.observation.OBSERVATION_META_KEYS`) reach detectors.
-    source_table : DataFrame or None
-        Extra per-sample table (e.g. a source catalogue); not validated.
     jumps : ndarray of bool, shape (G-1, H, W), or None
         Up-the-ramp truth (evaluation data): ``jumps[k]`` marks the pixels whose CR jump between
         groups ``k`` and ``k + 1`` passes the truth rule. Needs ``ramp``.
@@ -95,33 +93,10 @@ class Sample:
     exposures: np.ndarray | None = None
     ramp: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    #: Extra per-sample tables (e.g. a source catalogue); not validated.
-    source_table: pd.DataFrame | None = None
     halo: np.ndarray | None = None
     dqmask: np.ndarray | None = None
     jumps: np.ndarray | None = None
     rate_clean: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(H, W) of the image."""
-        return tuple(self.image.shape)  # type: ignore[return-value]
-
-    @property
-    def gain(self) -> float:
-        return float(self.meta.get("gain", 1.0))
-
-    @property
-    def read_noise(self) -> float:
-        return float(self.meta.get("read_noise", 0.0))
-
-    @property
-    def sky(self) -> float:
-        return float(self.meta.get("sky", 0.0))
-
-    @property
-    def saturation(self) -> float:
-        return float(self.meta.get("saturation", np.inf))
 
     def observation(self) -> Observation:
         """What a detector may see: image, companions, instrument mask and instrument meta.

@@ -172,34 +172,3 @@ def validate_results(obj: Any, source: str | os.PathLike = "<results>") -> None:
     more = f"\n... and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
     raise FormatError(f"{source}: not a valid crbench results file ({len(errors)} problem(s)):\n"
                       + "\n".join(lines) + more)
-
-
-def read_results_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``results.json`` (or a folder holding one); return the parsed object.
-
-    Raises
-    ------
-    FormatError
-        If the file is missing, not JSON, or fails validation (naming the file and JSON path).
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.exists():
-        raise FormatError(f"{p}: results file not found")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{p}: not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise FormatError(f"{p}: JSON nested too deeply to be a results file") from None
-    validate_results(obj, p)
-    return obj
-
-
-def load_results(path: str | os.PathLike):
-    """Load and validate a results file into :class:`crbench.results.Results`."""
-    from .results import Results
-
-    obj = read_results_json(path)
-    return Results(runs=list(obj["runs"]), meta=dict(obj.get("meta", {})))

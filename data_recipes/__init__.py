@@ -1,9 +1,6 @@
-"""Built-in dataset recipes. Importing this package registers every recipe module in it."""
-from __future__ import annotations
+"""Built-in dataset recipes.
 
-import importlib
-import pkgutil
-
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
+Each recipe module lists its recipes in a module-level ``RECIPES`` list; pyproject.toml names those
+lists in the ``crbench.recipes`` entry-point group, so crbench finds the built-ins the same way it
+finds a third-party plugin's recipes (crbench itself never imports this package).
+"""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
 from crbench.truth import DEFAULT_RULE, apply_truth_rule
@@ -162,7 +162,11 @@ def build(out: Path, *, progress: bool = True, **options: Any):
                          extra={"truth_rule": rule_card})
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name="sim-basic",
     description="Foundation simulation: sky, Gaussian stars, spots and straight tracks, 3 exposures (no download)",
     kind="simulated",

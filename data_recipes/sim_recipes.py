@@ -25,7 +25,7 @@ import numpy as np
 
 from crbench.dataset import write_dataset
 from crbench.errors import DatasetError
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 
 from .sim.physics import TRUTH_RULE
 from .sim.presets import get_preset
@@ -216,6 +216,10 @@ def make_builder(name: str):
     return build
 
 
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
 for _name, (_preset, _field, _defaults, _desc) in SPECS.items():
-    register_recipe(Recipe(name=_name, description=_desc, kind="simulated", build=make_builder(_name),
+    RECIPES.append(Recipe(name=_name, description=_desc, kind="simulated", build=make_builder(_name),
                            defaults={"seed": 1, "size": "standard"}))

@@ -53,3 +53,18 @@ def test_links_between_docs_resolve(name: str) -> None:
         if not path.is_file() or anchor not in _anchors(path):
             bad.append(m.group(0))
     assert not bad, f"docs/{name}.md: broken links {bad}"
+
+
+def test_every_citation_names_a_repo_doc_and_section() -> None:
+    """Citations read ``docs/<file>.md#<anchor>``: a path a user of the repo has, and the section that
+    holds the fact; never the design notes outside the repo."""
+    cite = re.compile(r"(\S*?)\b(physics|anchors|formats|design)\.md(#[\w-]+)?")
+    bad = []
+    for d in CODE_DIRS:
+        for path in sorted((ROOT / d).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for m in cite.finditer(text):
+                if m.group(2) == "design" or not m.group(1).endswith("docs/") or m.group(1).endswith("shared/docs/") \
+                        or not m.group(3):
+                    bad.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
+    assert not bad, "citations without docs/ path or #section: " + "; ".join(bad)

@@ -14,7 +14,8 @@ from crbench.errors import FormatError
 from crbench.leaderboard import SubmissionError, build, load_entries, submit, thin_curve, training_conflicts
 from crbench.predictions import check_predictions
 from crbench.results import Results
-from crbench.schema import read_results_json, results_errors, validate_results
+from crbench.results import read_results_json
+from crbench.schema import results_errors, validate_results
 
 THIRD_PARTY = '''
 import numpy as np

@@ -416,3 +416,22 @@ def test_cosmic_conn_unknown_model():
 
     with pytest.raises(DetectorError, match="unknown model"):
         CosmicCoNNDetector(model="JWST")
+
+
+# ------------------------------------------------------------- non-finite network outputs are not hidden
+@pytest.mark.parametrize("name, bad", [("deepcr", np.nan), ("cosmic-conn", np.inf)])
+def test_wrapper_non_finite_output_reaches_the_harness_check(name, bad):
+    """A NaN/inf input pixel makes the network's output non-finite around it; the wrapper must pass
+    that on (not turn it into a confident 0 or 1) so that the harness names the sample."""
+    pytest.importorskip("deepCR" if name == "deepcr" else "cosmic_conn")
+    from crbench.detectors.registry import get_detector
+    from crbench.harness import run_detector
+
+    img, _ = _sky_with_crs()
+    img = img[:64, :64].copy()
+    img[30, 30] = bad
+    det = get_detector(name)
+    score = det.probability(img)
+    assert not np.isfinite(score).all()
+    with pytest.raises(DetectorError, match=r"NaN or inf values for sample 'bad-pixel'"):
+        run_detector(det, Sample(id="bad-pixel", image=img))

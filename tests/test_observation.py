@@ -18,7 +18,7 @@ from crbench.sample import Sample
 
 from conftest import make_sample
 
-EVALUATION_FIELDS = ("truth", "ignore", "labels", "instances", "sources", "source_table")
+EVALUATION_FIELDS = ("truth", "ignore", "labels", "instances", "sources")
 
 
 def _halo_frame(shape=(128, 128), seed: int = 3) -> Sample:

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from crbench import plots
 from crbench.cli import main
+from crbench.errors import UsageError
 from crbench.detectors.base import Detector
 from crbench.results import Results
 
@@ -87,18 +88,20 @@ def test_roc_draws_confidence_bands(demo, tmp_path):
         run["curve"]["tpr_lo"] = list(np.clip(tpr - 0.05, 0, 1))
         run["curve"]["tpr_hi"] = list(np.clip(tpr + 0.05, 0, 1))
     seen = []
-    orig = plots.save_figure
+    from crbench.plots import curves
+
+    orig = curves.save_figure
 
     def spy(fig, stem):
         seen.append(sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections))
         return orig(fig, stem)
 
-    plots.save_figure = spy
+    curves.save_figure = spy
     try:
         plots.plot_roc(banded, tmp_path / "roc_ci")
         plots.plot_roc(res, tmp_path / "roc_plain")
     finally:
-        plots.save_figure = orig
+        curves.save_figure = orig
         plt.close("all")
     assert seen == [len(res.runs), 0]
 
@@ -122,9 +125,17 @@ def test_class_imbalance_histograms(basic_dataset, tmp_path):
 
 def test_cutout_gallery(basic_dataset, demo, tmp_path):
     res, _ = demo
-    paths = plots.plot_cutout_gallery(basic_dataset, ["median", LocalContrast()], "test", tmp_path / "gallery",
-                                      results=res, n_cutouts=3, size=24, max_samples=2)
+    from crbench.detectors.registry import get_detector
+    from crbench.harness import run_detector
+
+    samples = plots.gallery_samples(basic_dataset, "test", 2, load_companions=True)
+    scores = {d.name: [run_detector(d, s)[0] for s in samples] for d in (get_detector("median"), LocalContrast())}
+    paths = plots.plot_cutout_gallery(samples, scores, tmp_path / "gallery", dataset_name=basic_dataset.name,
+                                      split="test", results=res, n_cutouts=3, size=24)
     _check(paths)
+    with pytest.raises(UsageError, match="detector 'median' gives 1 score map"):
+        plots.plot_cutout_gallery(samples, {"median": scores["median"][:1]}, tmp_path / "bad",
+                                  dataset_name=basic_dataset.name)
 
 
 def test_sim_to_real_gap(demo, tmp_path):

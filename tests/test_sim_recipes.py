@@ -116,7 +116,8 @@ def test_baselines_default_sweep_score_every_recipe(tiny_builds):
 
 
 def test_statistics_describe_and_plots(tiny_builds, tmp_path):
-    from crbench.dataset_info import describe, plot_statistics
+    from crbench.dataset_info import describe
+    from crbench.plots import plot_class_imbalance
 
     ds = tiny_builds["sim-decam"]
     st = ds.card["statistics"]
@@ -129,8 +130,8 @@ def test_statistics_describe_and_plots(tiny_builds, tmp_path):
         assert needle in text, needle
     frac = st["cr_pixel_fraction"]
     assert f"mean {100 * frac['mean']:.3f}%" in text
-    paths = plot_statistics(ds, tmp_path / "plots")
-    assert sorted(p.suffix for p in paths) == [".pdf", ".pdf", ".png", ".png"]
+    paths = plot_class_imbalance(ds, tmp_path / "plots")
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png"]
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

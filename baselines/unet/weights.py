@@ -10,7 +10,6 @@ training data and the training log (:mod:`.train`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import zipfile
@@ -21,6 +20,7 @@ import torch
 
 from crbench.atomic import atomic_path
 from crbench.errors import DetectorError
+from crbench.hashing import file_sha256
 
 from .data import SOFTENING
 from .models import ARCHITECTURES, UNet, UNetConfig
@@ -30,15 +30,6 @@ FORMAT_VERSION = 1
 
 #: Folder of the shipped weights.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sidecar_path(weights: str | Path) -> Path:

@@ -106,13 +106,13 @@ def run_info(args: argparse.Namespace) -> int:
     from crbench.recipes import resolve_dataset
 
     ds = resolve_dataset(args.name, build_missing=False)
-    try:
-        from crbench.dataset_info import describe, plot_statistics
-    except ImportError:  # pragma: no cover - dataset_info ships with crbench
-        raise
+    from crbench.dataset_info import describe
+
     print(describe(ds, full=args.full))
     if args.plot:
-        for p in plot_statistics(ds, args.plot):
+        from crbench.plots import plot_class_imbalance
+
+        for p in plot_class_imbalance(ds, args.plot):
             print(f"wrote {p}")
     return 0
 

@@ -75,16 +75,23 @@ def _detectors_for(runs):
     return dets, skipped
 
 
+def gallery_scores(detectors, samples) -> dict:
+    """Each detector's score map of each sample (:func:`crbench.harness.run_detector`), by detector name."""
+    from crbench.harness import run_detector
+
+    return {d.name: [run_detector(d, s)[0] for s in samples] for d in detectors}
+
+
 def run(args: argparse.Namespace) -> int:
     from crbench import plots
     from crbench.results import Results
-    from crbench.schema import load_results
+
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     merged = Results()
     for path in args.results:
-        merged.extend(load_results(path))
+        merged.extend(Results.load(path))
     curve_w = args.width or "single"
     wide_w = args.width or "double"
     written: list[Path] = []
@@ -114,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"gallery: skipping detector {det_name}: {why}")
         if dets:
             split = res.runs[0]["split"]
-            written += plots.plot_cutout_gallery(ds, dets, split, out / f"gallery{sfx}", results=res, fpr=args.fpr,
-                                                 max_samples=args.gallery_samples, width=wide_w)
+            samples = plots.gallery_samples(ds, split, args.gallery_samples,
+                                            load_companions=any(r != "image" for d in dets for r in d.requires))
+            written += plots.plot_cutout_gallery(samples, gallery_scores(dets, samples), out / f"gallery{sfx}",
+                                                 dataset_name=ds.name, split=split, results=res, fpr=args.fpr,
+                                                 width=wide_w)
     for sim_name, real_name in twins.items():  # pairs found in the dataset cards ('twin_of')
         try:
             written += plots.plot_sim_to_real_gap(groups[real_name], groups[sim_name],
@@ -124,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"skipping sim-to-real gap {real_name} vs {sim_name}: {exc}")
     if args.gap:
-        real, sim = load_results(args.gap[0]), load_results(args.gap[1])
+        real, sim = Results.load(args.gap[0]), Results.load(args.gap[1])
         written += plots.plot_sim_to_real_gap(real, sim, out / "sim_to_real_gap", metric=args.metric,
                                               width=curve_w)
     for p in written:

@@ -1,10 +1,21 @@
-"""``crbench train``: train a learned baseline on a crbench dataset split (CPU)."""
+"""``crbench train``: train a learned baseline on a crbench dataset split (CPU).
+
+Trainers are plugins: each entry point of the ``crbench.trainers`` group is one trainable name,
+its value a function ``train(name, dataset, minutes, seed, out, *, steps, loss, progress,
+**hyperparameters) -> Path`` (the built-in ones live in ``baselines.unet.train``, declared in
+pyproject.toml). crbench itself never imports a baseline.
+"""
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import EntryPoint, entry_points
 
-ARCHS = ("attention-unet", "unet-nogate", "deepcr-retrained", "deepcr-2-32")
-LOSSES = ("bce", "mwbce", "focal", "bce+dice")
+GROUP = "crbench.trainers"
+
+
+def trainers() -> dict[str, EntryPoint]:
+    """The trainable names and their (not yet loaded) entry points, by name."""
+    return {ep.name: ep for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)}
 
 
 def add_parser(sub) -> None:
@@ -12,7 +23,8 @@ def add_parser(sub) -> None:
                        description="Train a learned detector on the train split of a dataset, validating each "
                                    "epoch on its val split; keeps the best checkpoint and writes a training log "
                                    "(loss and validation AP per epoch) beside the weights.")
-    p.add_argument("name", choices=ARCHS, help="detector or architecture to train (deepcr-retrained = deepcr-2-32)")
+    p.add_argument("name", choices=sorted(trainers()) or None,
+                   help="detector or architecture to train (entry points of the 'crbench.trainers' group)")
     p.add_argument("--dataset", required=True, help="recipe name or dataset folder")
     p.add_argument("--minutes", type=float, default=None,
                    help="CPU time budget in minutes, converted to optimiser steps (needed unless --steps is given)")
@@ -21,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="exact number of optimiser steps, overriding the calibrated --minutes budget "
                         "(the sidecar's recorded command uses it, so a rerun repeats the same steps)")
-    p.add_argument("--loss", choices=LOSSES, default=None, help="training loss (default mwbce)")
+    p.add_argument("--loss", default=None, help="training loss (default and choices: the trainer's)")
     p.add_argument("--width", type=int, default=None, help="channels of the first level (default per architecture)")
     p.add_argument("--levels", type=int, default=None, help="resolution levels (default per architecture)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 1)")
@@ -42,10 +54,14 @@ def check_budget(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crbench.errors import DependencyError, UsageError
+    from crbench.errors import DependencyError, RegistryError, UsageError
 
+    found = trainers()
+    if args.name not in found:
+        raise RegistryError(f"no trainer named {args.name!r} in entry-point group {GROUP!r}; "
+                            f"known: {', '.join(found) or 'none (reinstall crbench: pip install -e .)'}")
     try:
-        from baselines.unet.train import cli_train
+        train = found[args.name].load()
     except ImportError as exc:
         raise DependencyError(f"crbench train needs torch: install it pinned first (pip install torch==2.13.0), "
                               f'then pip install -e ".[deep]" from the crbench source folder ({exc})') from exc
@@ -54,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 2:
             raise UsageError(f"{flag} must be >= 2, got {value}")
     hp = {k: getattr(args, k) for k in ("width", "levels", "threads") if getattr(args, k) is not None}
-    path = cli_train(args.name, args.dataset, args.minutes, args.seed, args.out, steps=args.steps,
-                     loss=args.loss, progress=not args.no_progress, **hp)
+    path = train(args.name, args.dataset, args.minutes, args.seed, args.out, steps=args.steps,
+                 loss=args.loss, progress=not args.no_progress, **hp)
     print(f"wrote {path}")
     return 0

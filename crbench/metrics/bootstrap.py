@@ -8,7 +8,7 @@ per-instance tables; nothing is rescored.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -54,29 +54,6 @@ def interval(values: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.n
         lo = np.nanpercentile(v, q, axis=0)
         hi = np.nanpercentile(v, 100 - q, axis=0)
     return lo, hi
-
-
-def weighted_sums(weights: np.ndarray, stack: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """``weights @ stack`` in chunks of replicates (exact for integer counts below 2**53)."""
-    out = np.empty((weights.shape[0],) + stack.shape[1:], dtype=np.float64)
-    flat = stack.reshape(stack.shape[0], -1).astype(np.float64)
-    for i in range(0, weights.shape[0], chunk):
-        out[i:i + chunk] = (weights[i:i + chunk] @ flat).reshape((-1,) + stack.shape[1:])
-    return out
-
-
-def bootstrap_dict(weights: np.ndarray, statistic: Callable[[np.ndarray], dict[str, float]],
-                   level: float = LEVEL) -> dict[str, tuple[float, float]]:
-    """Intervals of every number ``statistic(record_weights)`` returns, over the replicates."""
-    if weights.shape[0] == 0:
-        return {}
-    reps = [statistic(w) for w in weights]
-    keys = reps[0].keys()
-    out = {}
-    for k in keys:
-        lo, hi = interval(np.array([r.get(k, np.nan) for r in reps], dtype=float), level)
-        out[k] = (float(lo), float(hi))
-    return out
 
 
 class _quiet:

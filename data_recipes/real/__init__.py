@@ -1,13 +1,6 @@
 """Real-data recipes: multi-exposure labelling of real frames, negative controls, simulated twins,
 real CR footprint injection and converters for the published sets.
 
-Importing this package registers its recipes: every non-underscore submodule is imported.
+Each recipe module lists its recipes in ``RECIPES``; pyproject.toml registers them through the
+``crbench.recipes`` entry-point group.
 """
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.observation import DQ_SATURATED, saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample, empty_instance_table
 
 from ._common import check_options, read_fits_image
@@ -190,9 +190,13 @@ def build_kast_biases(out: Path, *, progress: bool = True, **options: Any) -> Da
                          recipe=KAST_BIASES, parameters={}, seed=None, provenance=prov, extra=extra, progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=M13, description="Negative control: 5 real 5 s M13 frames with essentially no CRs (download)",
     kind="real", build=build_m13, defaults={}, requires_download=(M13,)))
-register_recipe(Recipe(
+RECIPES.append(Recipe(
     name=KAST_BIASES, description="Negative control: 3 real Kast blue bias frames, pure read noise (download)",
     kind="real", build=build_kast_biases, defaults={}, requires_download=(KAST_DOWNLOAD,)))

@@ -1,4 +1,5 @@
-"""Converters for the published CR datasets (layouts in formats.md).
+"""Converters for the published CR datasets (layouts in docs/formats.md#deepcr-acs-wfc-dataset,
+docs/formats.md#deepcr-2020-pickles and docs/formats.md#cosmic-conn-lco-dataset).
 
 - **deepCR ACS/WFC** (Kwon 2021; Zenodo 4295902, ``deepCR.ACS-WFC.{train,test}.tar``): after
   extraction ``npy_train/`` and ``npy_test/``, then ``<filter>/<proposal>/<visit>/`` holding stamps
@@ -30,7 +31,7 @@ import numpy as np
 from crbench.dataset import Dataset, write_dataset
 from crbench.errors import DatasetError, FormatError
 from crbench.observation import DQ_OTHER, saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample
 
 from .labelling import instance_table
@@ -306,9 +307,13 @@ def _build_cosmic(out: Path, *, progress: bool = True, **options: Any) -> Datase
                                max_files=options.get("max_files") or options.get("n_images"), progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=DEEPCR, description="Converter: deepCR ACS/WFC set (Zenodo 4295902; fetch it yourself, --source PATH)",
     kind="converted", build=_build_deepcr, defaults={}, requires_download=(DEEPCR,)))
-register_recipe(Recipe(
+RECIPES.append(Recipe(
     name=COSMIC, description="Converter: Cosmic-CoNN LCO set (Zenodo 5034763; fetch it yourself, --source PATH)",
     kind="converted", build=_build_cosmic, defaults={}, requires_download=(COSMIC,)))

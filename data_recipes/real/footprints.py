@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.observation import saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample, empty_instance_table
 
 from ._common import check_options, stage
@@ -160,7 +160,11 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                          seed=int(opts["seed"]), provenance=prov, extra=extra, progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=NAME,
     description="Real CR footprints from microobs-hatp32 pasted into its cleaned real frames (download)",
     kind="injected",

@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.observation import saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample
 
 from ._common import check_options, read_fits_image
@@ -109,7 +109,11 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                          parameters={}, seed=None, provenance=prov, extra=extra, progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=NAME,
     description="2 real Kast blue spectra (1200 s, 30 s) with lower-confidence single-frame CR labels (download)",
     kind="real", build=build, defaults={}, requires_download=(KAST_DOWNLOAD,)))

@@ -17,7 +17,7 @@ import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.observation import saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample
 
 from ._common import check_options, read_fits_image, stage, time_blocks
@@ -149,7 +149,11 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                          seed=int(opts["seed"]), provenance=prov, extra=extra, progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=NAME,
     description="142 real MicroObservatory 60 s frames (HAT-P-32) with multi-exposure CR labels (download)",
     kind="real",

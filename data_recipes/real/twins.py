@@ -16,7 +16,7 @@ import numpy as np
 
 from crbench.dataset import Dataset, write_dataset
 from crbench.observation import saturation_dqmask
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 from crbench.sample import Sample
 from crbench.truth import DEFAULT_RULE as TRUTH_RULE
 
@@ -130,7 +130,11 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                          seed=int(opts["seed"]), provenance=prov, extra=extra, progress=progress)
 
 
-register_recipe(Recipe(
+#: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.
+RECIPES: list[Recipe] = []
+
+
+RECIPES.append(Recipe(
     name=NAME,
     description="Simulated twin of microobs-hatp32: real clean backgrounds + ground-small CRs, same splits (download)",
     kind="simulated",

@@ -7,11 +7,11 @@ Pure numpy and vectorised over events. The model, per generator:
     isotropic in space (cos(theta) = sqrt(U)) or cos^3-weighted on the ground
     (cos(theta) = U^(1/4)); the azimuth is uniform. The event's total charge is drawn from a
     Moyal (Landau approximation) with location at the thickness-dependent most probable value
-    (physics.md: ~52 e-/um at 5 um ... 73 e-/um at 300 um) and width from the Landau xi; the
+    (docs/physics.md#landau-most-probable-values: ~52 e-/um at 5 um ... 73 e-/um at 300 um) and width from the Landau xi; the
     charge is shared along the path by per-step Moyal draws, so tracks fluctuate along their length.
 ``electron``
     Low-energy electron (Compton recoil / beta) on a multiply scattered 3-D random walk of range
-    0.032 E[keV]^1.67 um (physics.md); energy from a power law E^-1.5 between 50 and 500 keV
+    0.032 E[keV]^1.67 um (docs/physics.md#electron-worms); energy from a power law E^-1.5 between 50 and 500 keV
     (UNSOURCED); deposit rising towards the end of the range; stops when it leaves the slab.
 ``alpha``
     2-6 MeV alpha entering from the front surface: short dense straight path (range ~25 um at
@@ -63,7 +63,7 @@ ALPHA_E_MEV = (2.0, 6.0)
 PAIR_EV = 3.65
 #: Landau width parameter xi in silicon, e- per um: 0.1535 MeV cm^2/g x Z/A x rho / 3.65 eV.
 XI_E_PER_UM = 0.1535e6 * (14.0 / 28.0855) * 2.329 * 1e-4 / PAIR_EV
-#: Most probable energy loss per um versus path length (physics.md table), e-/um.
+#: Most probable energy loss per um versus path length (docs/physics.md#landau-most-probable-values table), e-/um.
 _MPV_TABLE_UM = np.array([1.0, 5.0, 16.0, 100.0, 300.0, 1000.0])
 _MPV_TABLE_E = np.array([45.0, 52.5, 58.5, 68.0, 73.0, 76.0])
 GENERATORS = ("muon", "electron", "alpha", "snowball")

@@ -1,6 +1,6 @@
 """Instrument presets for the physical cosmic-ray simulator.
 
-Every number has a source comment: ``physics.md`` (the project's fact sheet, which cites the
+Every number has a source comment: ``docs/physics.md#instrument-presets`` (the project's fact sheet, which cites the
 instrument handbooks and papers), ``measured`` (from the frames in ``shared/data/real``) or
 ``UNSOURCED`` (a plausible engineering guess; change it when a source turns up).
 
@@ -140,22 +140,22 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="hst-acs-wfc",
         instrument="HST ACS/WFC (simulated)",
         detector="ccd",
-        pixel_pitch_um=15.0,          # physics.md (ACS handbook)
+        pixel_pitch_um=15.0,          # docs/physics.md#instrument-presets (ACS handbook)
         # UNSOURCED and TUNED: ACS/WFC CCDs are thinned, backside-illuminated SITe devices (ACS handbook);
-        # no source found for their thickness (physics.md: "~15 um (unsourced)") or diffusion (physics.md:
+        # no source found for their thickness (docs/physics.md#instrument-presets: "~15 um (unsourced)") or diffusion (docs/physics.md#instrument-presets:
         # ~4 um, uncited). 11 um / 6 um were tuned to the handbook hit statistics under the retired 1-sigma
         # truth; they are kept, not re-tuned to the seed5-grow2.5 rule (benchmarks/simulation_realism.py
-        # prints the residuals under both rules and for physics.md's 15 um / 4 um).
+        # prints the residuals under both rules and for the 15 um / 4 um of docs/physics.md#instrument-presets).
         thickness_um=11.0,
         diffusion_sigma_um=6.0,
-        pixel_scale=0.05,             # physics.md (ACS handbook)
-        gain=2.0,                     # physics.md (ACS handbook)
-        read_noise=4.0,               # physics.md (~4 e-)
-        saturation=80000.0,           # ~ACS/WFC full well; deepCR masks > 70,000 e- (anchors.md)
-        muon_rate=1.2,                # physics.md: ~1.2 /cm^2/s in low Earth orbit (WFPC1 handbook)
+        pixel_scale=0.05,             # docs/physics.md#instrument-presets (ACS handbook)
+        gain=2.0,                     # docs/physics.md#instrument-presets (ACS handbook)
+        read_noise=4.0,               # docs/physics.md#instrument-presets (~4 e-)
+        saturation=80000.0,           # ~ACS/WFC full well; deepCR masks > 70,000 e- (docs/anchors.md#deepcr-data)
+        muon_rate=1.2,                # docs/physics.md#rates: ~1.2 /cm^2/s in low Earth orbit (WFPC1 handbook)
         electron_rate=0.06,           # UNSOURCED: secondary electrons, 5% of the primary rate
         alpha_rate=0.005,             # UNSOURCED
-        incidence="isotropic",        # physics.md (space)
+        incidence="isotropic",        # docs/physics.md#incidence (space)
         psf="moffat",
         psf_fwhm=2.0,                 # ~0.1" at F606W (approximate)
         moffat_beta=2.5,              # UNSOURCED
@@ -169,17 +169,17 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="decam",
         instrument="DECam (simulated)",
         detector="ccd",
-        pixel_pitch_um=15.0,          # physics.md
-        thickness_um=250.0,           # physics.md (fully depleted LBNL CCDs)
-        diffusion_sigma_um=8.0,       # physics.md
-        pixel_scale=0.263,            # physics.md
-        gain=4.0,                     # physics.md
-        read_noise=7.0,               # physics.md
+        pixel_pitch_um=15.0,          # docs/physics.md#instrument-presets
+        thickness_um=250.0,           # docs/physics.md#instrument-presets (fully depleted LBNL CCDs)
+        diffusion_sigma_um=8.0,       # docs/physics.md#charge-diffusion
+        pixel_scale=0.263,            # docs/physics.md#instrument-presets
+        gain=4.0,                     # docs/physics.md#instrument-presets
+        read_noise=7.0,               # docs/physics.md#instrument-presets
         saturation=150000.0,          # UNSOURCED (order of the DECam full well)
-        muon_rate=2.0 * PER_MIN,      # UNSOURCED split of physics.md's ~5 /cm^2/min total (altitude 2200 m)
+        muon_rate=2.0 * PER_MIN,      # UNSOURCED split of the ~5 /cm^2/min total of docs/physics.md#rates (altitude 2200 m)
         electron_rate=2.7 * PER_MIN,  # UNSOURCED: radioactivity-driven worms, rest of the ~5 /cm^2/min
         alpha_rate=0.3 * PER_MIN,     # UNSOURCED
-        incidence="cos3",             # physics.md (ground)
+        incidence="cos3",             # docs/physics.md#incidence (ground)
         psf="moffat",
         psf_fwhm=3.8,                 # 1.0" seeing (typical, approximate)
         moffat_beta=2.5,              # UNSOURCED
@@ -191,14 +191,14 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="lsst",
         instrument="LSST-like camera (simulated)",
         detector="ccd",
-        pixel_pitch_um=10.0,          # physics.md
-        thickness_um=100.0,           # physics.md: "~100 um (unsourced)"
-        diffusion_sigma_um=3.5,       # physics.md: ~3-4 um
-        pixel_scale=0.2,              # physics.md
-        gain=1.5,                     # physics.md (~1.5)
-        read_noise=6.0,               # physics.md (~6)
+        pixel_pitch_um=10.0,          # docs/physics.md#instrument-presets
+        thickness_um=100.0,           # docs/physics.md#instrument-presets: "~100 um (unsourced)"
+        diffusion_sigma_um=3.5,       # docs/physics.md#charge-diffusion: ~3-4 um
+        pixel_scale=0.2,              # docs/physics.md#instrument-presets
+        gain=1.5,                     # docs/physics.md#instrument-presets (~1.5)
+        read_noise=6.0,               # docs/physics.md#instrument-presets (~6)
         saturation=100000.0,          # UNSOURCED
-        muon_rate=1.0 * PER_MIN,      # physics.md: ~1 /cm^2/min
+        muon_rate=1.0 * PER_MIN,      # docs/physics.md#rates: ~1 /cm^2/min
         electron_rate=1.0 * PER_MIN,  # UNSOURCED
         alpha_rate=0.1 * PER_MIN,     # UNSOURCED
         incidence="cos3",
@@ -213,15 +213,15 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="ground-small",
         instrument="MicroObservatory-like 6-inch (simulated)",
         detector="ccd",
-        pixel_pitch_um=9.0,           # physics.md: 6.8-9 um
-        thickness_um=40.0,            # UNSOURCED (physics.md: "thick")
+        pixel_pitch_um=9.0,           # docs/physics.md#instrument-presets: 6.8-9 um
+        thickness_um=40.0,            # UNSOURCED (docs/physics.md#instrument-presets: "thick")
         diffusion_sigma_um=5.0,       # UNSOURCED
         pixel_scale=5.2,              # measured: IM_SCALE = 5.21 in the MicroObservatory headers
         gain=7.5,                     # measured, low confidence: pair-difference photon transfer on the
                                       # HAT-P-32 series (slope 0.133 ADU/ADU over a narrow signal range)
         read_noise=11.5,              # measured: sqrt(2.4 ADU^2) x gain from frame differences
         saturation=28000.0,           # measured: 12-bit ADC (4095 ADU) minus bias ~355 ADU, times gain
-        muon_rate=1.0 * PER_MIN,      # physics.md: ~1 /cm^2/min at sea level
+        muon_rate=1.0 * PER_MIN,      # docs/physics.md#rates: ~1 /cm^2/min at sea level
         electron_rate=0.5 * PER_MIN,  # UNSOURCED
         alpha_rate=0.05 * PER_MIN,    # UNSOURCED
         incidence="cos3",
@@ -236,19 +236,19 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="jwst-nircam",
         instrument="JWST NIRCam-like (simulated)",
         detector="hgcdte",
-        pixel_pitch_um=18.0,          # physics.md
+        pixel_pitch_um=18.0,          # docs/physics.md#instrument-presets
         thickness_um=8.0,             # UNSOURCED (HgCdTe absorber); charge_scale calibrates the deposit
-        diffusion_sigma_um=6.5,       # UNSOURCED; with IPC gives 7-9 px per hit (physics.md)
+        diffusion_sigma_um=6.5,       # UNSOURCED; with IPC gives 7-9 px per hit (docs/physics.md#charge-diffusion)
         pixel_scale=0.031,            # NIRCam short-wavelength channel (approximate)
-        gain=2.0,                     # physics.md (~2)
-        read_noise=10.0,              # physics.md (~10 e- per read)
+        gain=2.0,                     # docs/physics.md#instrument-presets (~2)
+        read_noise=10.0,              # docs/physics.md#instrument-presets (~10 e- per read)
         saturation=65000.0,           # UNSOURCED (order of the H2RG well)
-        muon_rate=3.3,                # physics.md: 2.3-4.3 /cm^2/s measured
+        muon_rate=3.3,                # docs/physics.md#rates: 2.3-4.3 /cm^2/s measured
         electron_rate=0.2,            # UNSOURCED
-        snowball_rate=1.0 / 20.0 / (2048 * 18e-4) ** 2,  # physics.md: ~1 per 20 s per 2Kx2K detector
+        snowball_rate=1.0 / 20.0 / (2048 * 18e-4) ** 2,  # docs/physics.md#rates: ~1 per 20 s per 2Kx2K detector
         incidence="isotropic",
-        charge_scale=7.0,             # calibrated so the median hit is ~5200 e- (physics.md); HgCdTe vs Si
-        ipc=0.015,                    # physics.md: "a few % to each neighbour"
+        charge_scale=7.0,             # calibrated so the median hit is ~5200 e- (docs/physics.md#instrument-presets); HgCdTe vs Si
+        ipc=0.015,                    # docs/physics.md#charge-diffusion: "a few % to each neighbour"
         psf="gaussian",
         psf_fwhm=2.0,                 # approximate (NIRCam SW at 2 um)
         sky_rate=0.2,                 # UNSOURCED
