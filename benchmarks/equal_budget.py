@@ -82,14 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None, help="write ROC curves to this path as PNG and PDF (suffix replaced)")
     p.add_argument("--out", default=None, help="folder for equal_budget.csv / .md")
+    p.add_argument("--results", default=None, metavar="ROOT",
+                   help="read ROOT/<dataset>/<detector>/results.json (e.g. results/leaderboard, written by "
+                        "leaderboard/regenerate.py with the harness) instead of scoring again; their bootstrap is used")
     a = p.parse_args(argv)
     ds = resolve_dataset(a.dataset, progress=False)
     conventions = resolve_conventions(None)
     dets = build_detectors(a.detectors, Path(a.weights_dir) if a.weights_dir else None)
     t0 = time.time()
     # scoring, pooling and the bootstrap are the harness's (the card's exposure groups when it has them)
-    results = evaluate(dets, ds, split=a.split, bootstrap=a.boot, seed=a.seed, per_cr=False, sources=False,
-                       on_error="raise", progress=False, operating_split=None)
+    if a.results:
+        from crbench.results import Results
+
+        results = Results()
+        for d in dets:
+            run = Results.load(Path(a.results) / ds.name / d.name / "results.json")
+            if run.runs[0]["provenance"]["dataset"]["content_hash"] != ds.content_hash:
+                raise SystemExit(f"{a.results}/{ds.name}/{d.name}: results of another build of {ds.name}")
+            results.extend(run)
+        a.boot = int(results.runs[0]["provenance"]["bootstrap"]["replicates"])
+    else:
+        results = evaluate(dets, ds, split=a.split, bootstrap=a.boot, seed=a.seed, per_cr=False, sources=False,
+                           on_error="raise", progress=False, operating_split=None)
     rows = rows_from_results(results, {d.name: training_info(d) for d in dets})
     print(f"dataset {ds.name} (hash {ds.content_hash[:12]}), split {a.split}, {len(ds.ids(a.split))} images, "
           f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {a.boot} bootstrap resamples, "
