@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
@@ -27,14 +28,46 @@ def _pct(x: Any, digits: int = 3) -> str:
         return "n/a"
 
 
-def split_counts(dataset: Dataset) -> pd.DataFrame:
-    """Images and CRs per split (rows: each split, then ``all``), with a column per morphology
-    class when the instances table has one.
+def sample_pixels(dataset: Dataset, sample_id: str) -> int:
+    """Pixels of one sample's science image, read from its ``SCI`` header (the data stay on disk).
+
+    Raises
+    ------
+    FormatError
+        When the sample file is missing, unreadable or has no ``SCI`` extension, naming the file.
+    """
+    from astropy.io import fits
+
+    from .errors import FormatError
+
+    path = dataset.sample_path(sample_id)
+    try:
+        header = fits.getheader(path, "SCI")
+    except FileNotFoundError:
+        raise FormatError(f"{path}: sample file of {sample_id!r} is missing; rebuild the dataset") from None
+    except (OSError, KeyError, IndexError) as exc:
+        raise FormatError(f"{path}: cannot read the SCI header of sample {sample_id!r} ({exc})") from None
+    axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+    return int(np.prod(axes)) if axes else 0
+
+
+def split_counts(dataset: Dataset, *, pixels: bool = True) -> pd.DataFrame:
+    """Images, CRs and megapixels per split (rows: each split, then ``all``), with a column per
+    morphology class when the instances table has one.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset.
+    pixels : bool
+        Also count pixels (column ``mpix``, 10^6 pixels of the science images, read from the
+        sample headers).
 
     Returns
     -------
     DataFrame
-        Index ``split``; columns ``images``, ``crs`` and, when known, one per morphology class.
+        Index ``split``; columns ``images``, ``crs``, one per morphology class when known, then
+        ``mpix`` when ``pixels``.
     """
     inst = dataset.instances()
     has_morph = "morphology" in inst.columns and len(inst) > 0
@@ -42,6 +75,7 @@ def split_counts(dataset: Dataset) -> pd.DataFrame:
     if has_morph:
         others = sorted(set(inst["morphology"].astype(str)) - set(MORPHOLOGIES))
         classes += others
+    npix = {sid: sample_pixels(dataset, sid) for sid in dict.fromkeys(dataset.ids())} if pixels else {}
     rows = []
     names = list(dataset.splits) + ["all"]
     for name in names:
@@ -50,19 +84,51 @@ def split_counts(dataset: Dataset) -> pd.DataFrame:
         row: dict[str, Any] = {"split": name, "images": len(ids), "crs": int(len(sel))}
         for m in classes:
             row[m] = int((sel["morphology"].astype(str) == m).sum())
+        if pixels:
+            row["mpix"] = sum(npix[i] for i in ids) / 1e6
         rows.append(row)
     return pd.DataFrame(rows).set_index("split")
 
 
+def format_mpix(mpix: float) -> str:
+    """Megapixels with three significant figures up to 100 (``16.8``, ``4.19``, ``0.074``), whole above."""
+    v = float(mpix)
+    if v >= 100:
+        return f"{v:.0f}"
+    if v == 0:
+        return "0"
+    digits = max(0, 2 - int(np.floor(np.log10(abs(v)))))
+    return f"{v:.{digits}f}"
+
+
 def _format_counts(counts: pd.DataFrame) -> list[str]:
     """Lines of the per-split table, split names left-aligned, counts right-aligned."""
-    cols = [c for c in counts.columns]
-    heads = ["images", "CRs"] + cols[2:]
-    widths = [max(len(h), 6) for h in heads]
+    cols = list(counts.columns)
+    heads = ["images", "CRs"] + [("Mpix" if c == "mpix" else c) for c in cols[2:]]
+    cells = {name: [format_mpix(row[c]) if c == "mpix" else str(int(row[c])) for c in cols]
+             for name, row in counts.iterrows()}
+    widths = [max([len(h), 6] + [len(v[i]) for v in cells.values()]) for i, h in enumerate(heads)]
     out = ["  " + f"{'split':8s}" + " ".join(f"{h:>{w}s}" for h, w in zip(heads, widths))]
-    for name, row in counts.iterrows():
-        out.append("  " + f"{str(name):8s}" + " ".join(f"{int(row[c]):>{w}d}" for c, w in zip(cols, widths)))
+    for name, vals in cells.items():
+        out.append("  " + f"{str(name):8s}" + " ".join(f"{v:>{w}s}" for v, w in zip(vals, widths)))
     return out
+
+
+def standard_line(dataset: Dataset) -> str:
+    """Whether the local copy is the standard build: ``match``, ``MISMATCH``, ``unpinned`` or
+    ``not-standard``, then the reason (:func:`crbench.standard.check_standard`)."""
+    from .standard import check_standard
+
+    if dataset.card.get("size") is None:
+        return ("not-standard: the card records no standard size (standard v1 sizes exist for the simulated "
+                "recipes only)")
+    check = check_standard(dataset)
+    msg = check.message
+    prefix = f"{dataset.name}: "
+    if msg.startswith(prefix):
+        msg = msg[len(prefix):]
+    status = "MISMATCH" if check.status == "mismatch" else check.status
+    return f"{status}: {msg}"
 
 
 def _hostish(origin: str) -> str:
@@ -130,7 +196,8 @@ def label_quality_line(card: dict[str, Any]) -> str:
 
 
 def describe(dataset: Dataset, *, full: bool = False) -> str:
-    """Multi-line text: identity, images and CRs per split, label quality, caveats, licence,
+    """Multi-line text: identity, images, CRs per class and megapixels per split, whether the copy
+    is the pinned standard build, label quality, caveats, licence,
     provenance summary, then folder, hash, parameters and class-imbalance statistics.
 
     Shows the CR pixel fraction (mean, median, min, max over images, and pooled), CRs per
@@ -151,6 +218,7 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
              f"{_kind(card)})"]
     counts = split_counts(dataset)
     lines += _format_counts(counts)
+    lines.append(f"  standard:     {standard_line(dataset)}")
     lines.append(f"  label quality: {label_quality_line(card)}")
     caveats = card.get("caveats") or card.get("note")
     if caveats:

@@ -18,7 +18,7 @@ import numpy as np
 
 from crbench.dataset import write_dataset
 from crbench.errors import DatasetError
-from crbench.recipes import Recipe, register_recipe
+from crbench.recipes import Recipe
 
 from .sim.physics import TRUTH_RULE
 from .sim.presets import get_preset
@@ -135,6 +135,8 @@ def build(out: Path, *, progress: bool = True, **options: Any):
     )
 
 
-register_recipe(Recipe(name=NAME, description="JWST NIRCam-like up-the-ramp (MEDIUM8 x 8 groups): rate images "
-                                              "from stcal, per-group jump truth (needs stcal; no download)",
-                       kind="simulated", build=build, defaults={"seed": 1, "size": "standard"}))
+#: The recipes of this module (the ``crbench.recipes`` entry point ``ramps`` names this list).
+RECIPES: list[Recipe] = [Recipe(name=NAME, description="JWST NIRCam-like up-the-ramp (MEDIUM8 x 8 groups): rate "
+                                                      "images from stcal, per-group jump truth (needs stcal; no "
+                                                      "download)",
+                                kind="simulated", build=build, defaults={"seed": 1, "size": "standard"})]
