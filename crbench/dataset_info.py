@@ -118,6 +118,13 @@ def label_quality_line(card: dict[str, Any]) -> str:
             v = q.get(key)
             return "n/a" if v is None else f"{100.0 * float(v):.1f}%"
 
+        if "purity" in q:
+            try:
+                from data_recipes.real.quality import format_quality
+
+                return "\n    " + format_quality(q).replace("\n", "\n    ")
+            except ImportError:  # recipes not importable: fall back to the headline keys below
+                pass
         return (f"measured by injecting {q.get('n_injected_crs', '?')} simulated CRs: pixel completeness "
                 f"{f('pixel_completeness')}, instance completeness {f('instance_completeness')}, pixel purity "
                 f"{f('pixel_purity')}, {f('ignored_fraction')} of injected CR pixels ignored")
