@@ -734,8 +734,10 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
 
     order = [i for b in blocks for i in b]
 
-    def compare(i: int):
-        cidx = labelling_companions(i, blocks[block_of[i]], p, n_exposures)[0]
+    def compare(i: int, nearest: bool = False):
+        # the veto pass compares against the nearest frames (best coverage); labels against disjoint ones
+        cidx = (companion_indices(i, blocks[block_of[i]], p.n_companions) if nearest
+                else labelling_companions(i, blocks[block_of[i]], p, n_exposures)[0])
         aligned = np.stack([shift_image(sub_e[j], shifts[j] - shifts[i], order=p.interpolation_order)
                             for j in cidx]) if cidx else np.full((1, h, w), np.nan, np.float32)
         snr, med, valid = snr_map(sub_e[i], aligned, read_noise=rn, sky=float(sky_e[i]),
@@ -746,7 +748,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
     # pass 1: seeds of every frame (detector coordinates) for the hot/flickering pixel veto
     seed_stack = np.zeros((n, h, w), bool)
     for i in stage(order, f"{stage_name}: seeds", progress):
-        seed_stack[i] = (compare(i)[2] > p.seed_snr) & ~shift_mask(src_ref, -shifts[i])
+        seed_stack[i] = (compare(i, nearest=True)[2] > p.seed_snr) & ~shift_mask(src_ref, -shifts[i])
     veto = hot_pixel_veto(seed_stack, static_e, frame_sigma, p)
     del seed_stack
 

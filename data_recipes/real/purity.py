@@ -68,6 +68,20 @@ def _bootstrap(num: np.ndarray, den: np.ndarray, fn, rng: np.random.Generator, n
     return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))] if len(vals) else None
 
 
+def poisson_interval(k: float, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of a Poisson mean from an observed count ``k``."""
+    a = 1 - level
+    lo = stats.chi2.ppf(a / 2, 2 * k) / 2 if k > 0 else 0.0
+    return float(lo), float(stats.chi2.ppf(1 - a / 2, 2 * k + 2) / 2)
+
+
+def _poisson_purity(neg: float, pos: float, scale: float = 1.0) -> list[float] | None:
+    if pos <= 0:
+        return None
+    lo, hi = poisson_interval(neg)
+    return [float(max(0.0, 1 - hi * scale / pos)), float(max(0.0, 1 - lo * scale / pos))]
+
+
 def _purity(neg: float, pos: float) -> float | None:
     return float(max(0.0, 1.0 - neg / pos)) if pos > 0 else None
 
@@ -101,17 +115,19 @@ def negative_deviation_purity(frames_adu: np.ndarray, labels: SeriesLabels, mode
     a = np.array(rows, float).reshape(-1, 12) if rows else np.zeros((0, 12))
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"method": "labelling rule on -SNR against the same companions, same ignore/veto/source "
-                                     "rules; purity = 1 - negative/positive; 95% bootstrap over frames",
+                                     "rules; purity = 1 - negative/positive; 95% exact Poisson interval on the "
+                                     "negative component count (pixels: scaled by pixels per component)",
                            "n_frames": int(len(a))}
-    fn = lambda n, d: np.maximum(0.0, 1 - n / d)  # noqa: E731
     for k, name in enumerate(("all", "off_sources", "on_sources")):
         pc, pp, nc, npx = (a[:, 2 * k], a[:, 2 * k + 1], a[:, 6 + 2 * k], a[:, 7 + 2 * k])
+        # pixels cluster in components: scale the component count's Poisson interval by pixels per component
+        px_per = npx.sum() / nc.sum() if nc.sum() else (pp.sum() / pc.sum() if pc.sum() else 1.0)
         out[name] = {"positive_components": int(pc.sum()), "negative_components": int(nc.sum()),
                      "positive_pixels": int(pp.sum()), "negative_pixels": int(npx.sum()),
                      "component_purity": _purity(nc.sum(), pc.sum()),
-                     "component_purity_interval": _bootstrap(nc, pc, fn, rng),
+                     "component_purity_interval": _poisson_purity(nc.sum(), pc.sum()),
                      "pixel_purity": _purity(npx.sum(), pp.sum()),
-                     "pixel_purity_interval": _bootstrap(npx, pp, fn, rng)}
+                     "pixel_purity_interval": _poisson_purity(nc.sum(), pp.sum(), scale=px_per)}
     return out
 
 
@@ -123,22 +139,32 @@ def recurrence_purity(labels: SeriesLabels) -> dict[str, Any]:
     count = np.sum([f.truth for f in frames], axis=0)
     n_valid = np.sum([~f.ignore for f in frames], axis=0).astype(float)
     total = float(count.sum())
-    rate = total / max(float(n_valid.sum()), 1.0)
     observed = float(count[count >= 2].sum())
+    # chance rate from the share of never-labelled pixels, sum_pix (1-p)^n_valid = n_zero, which a few
+    # leaking pixels barely move (the mean rate would count the leakage as chance)
+    nv_all = n_valid[n_valid > 0]
+    n_zero = float(np.sum((count == 0) & (n_valid > 0)))
+    if total == 0 or n_zero >= len(nv_all):
+        rate = 0.0
+    elif n_zero == 0:
+        rate = total / max(float(nv_all.sum()), 1.0)
+    else:
+        from scipy.optimize import brentq
+
+        rate = float(brentq(lambda q: np.sum((1 - q) ** nv_all) - n_zero, 0.0, 1.0 - 1e-12))
     # E[c 1(c>=2)] for c ~ Binomial(n, p) = n p - n p (1-p)^(n-1)
     nv = n_valid[n_valid > 0]
     expected = float(np.sum(nv * rate - nv * rate * (1 - rate) ** (nv - 1)))
-    lo = stats.chi2.ppf(0.025, 2 * observed) / 2 if observed > 0 else 0.0
-    hi = stats.chi2.ppf(0.975, 2 * observed + 2) / 2
+    lo, hi = poisson_interval(observed)
 
     def pur(obs: float) -> float | None:
         return float(1 - max(obs - expected, 0.0) / total) if total else None
 
     return {"method": "labelled pixels at detector pixels labelled in >= 2 frames vs the binomial chance "
-                      "expectation at the mean labelling rate; purity = 1 - excess / labelled; "
+                      "expectation at the labelling rate implied by the never-labelled pixels; purity = 1 - excess / labelled; "
                       "95% exact Poisson interval on the observed count",
             "n_frames": len(frames), "labelled_pixels": int(total), "recurring_pixels_observed": int(observed),
-            "recurring_pixels_expected": expected, "pixel_purity": pur(observed),
+            "recurring_pixels_expected": expected, "chance_rate": rate, "pixel_purity": pur(observed),
             "pixel_purity_interval": [pur(hi), pur(lo)] if total else None}
 
 
