@@ -88,7 +88,8 @@ def plot_populations(real: pd.DataFrame, sims: Mapping[str, pd.DataFrame], stem:
     pbins = np.arange(0.5, min(pmax, 60) + 1.5)
     series = {"real (labelled)": real, **sims}
     for k, (name, d) in enumerate(series.items()):
-        style = {"histtype": "step", "density": True, "lw": 2 if k == 0 else 1.3, "label": f"{name} (n={len(d)})"}
+        style = {"histtype": "step", "lw": 2 if k == 0 else 1.3, "label": f"{name} (n={len(d)})",
+                 "weights": np.full(len(d), 1.0 / max(len(d), 1))}
         ax[0].hist(np.clip(d["charge"], cbins[0], cbins[-1]), bins=cbins, **style)
         ax[1].hist(np.clip(d["pixels"], 1, pbins[-1]), bins=pbins, **style)
         share = [(d["morphology"] == m).mean() if len(d) else 0 for m in MORPHOLOGIES]
@@ -99,7 +100,7 @@ def plot_populations(real: pd.DataFrame, sims: Mapping[str, pd.DataFrame], stem:
     ax[1].set_xlabel("CR size (pixels, 8-connected)")
     ax[2].set_xticks(range(len(MORPHOLOGIES)), MORPHOLOGIES)
     ax[2].set_ylabel("share")
-    ax[0].set_ylabel("density")
+    ax[0].set_ylabel("share of CRs per bin")
     ax[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
