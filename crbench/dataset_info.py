@@ -161,6 +161,9 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
     counts = split_counts(dataset)
     lines += _format_counts(counts)
     lines.append(f"  label quality: {label_quality_line(card)}")
+    if card.get("exposures_rule"):
+        flag = "  [circular: the median detector reuses labelling frames]" if card.get("circular") else ""
+        lines.append(f"  exposures:    {card['exposures_rule']}{flag}")
     caveats = card.get("caveats") or card.get("note")
     if caveats:
         lines.append(f"  caveats:      {caveats}")

@@ -90,6 +90,10 @@ def test_microobs_label_quality_and_twins(env):
     ds = build_dataset("microobs-hatp32", env / "mo", progress=False, n_images=14, overwrite=True)
     q = ds.card["label_quality"]
     assert ds.card["circular"] is False and "disjoint" in ds.card["exposures_rule"]
+    from crbench.dataset_info import describe
+
+    text = describe(ds)          # what 'crbench datasets info' prints
+    assert "negative deviations" in text and "charge (e-)" in text and "disjoint" in text
     neg = q["purity"]["negative_deviations"]
     for key in ("all", "off_sources", "on_sources"):
         lo, hi = neg[key]["component_purity_interval"] or (0, 1)

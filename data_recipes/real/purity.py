@@ -21,7 +21,7 @@ from scipy import ndimage, stats
 
 from ._common import stage
 from .labelling import (EIGHT, LabelParams, SeriesLabels, SeriesModel, border_mask, seeds_and_growth,
-                        shift_image, shift_mask, sky_levels, snr_map, split_components)
+                        shift_image, sky_levels, snr_map, split_components)
 
 
 def series_electrons(frames_adu: np.ndarray, model: SeriesModel) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +97,7 @@ def _on(mask: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def negative_deviation_purity(frames_adu: np.ndarray, labels: SeriesLabels, model: SeriesModel, *,
-                              seed: int = 0, progress: bool = False) -> dict[str, Any]:
+                              progress: bool = False) -> dict[str, Any]:
     """Purity from the sign-flipped rule (module docstring), overall, off and on sources."""
     p = labels.params
     sub_e, sky_e = series_electrons(frames_adu, model)
@@ -113,7 +113,6 @@ def negative_deviation_purity(frames_adu: np.ndarray, labels: SeriesLabels, mode
                 row += [ndimage.label(part, EIGHT)[1], int(part.sum())]
         rows.append(row)
     a = np.array(rows, float).reshape(-1, 12) if rows else np.zeros((0, 12))
-    rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"method": "labelling rule on -SNR against the same companions, same ignore/veto/source "
                                      "rules; purity = 1 - negative/positive; 95% exact Poisson interval on the "
                                      "negative component count (pixels: scaled by pixels per component)",

@@ -48,7 +48,7 @@ def measure_label_quality(frames_adu: np.ndarray, clean: SeriesLabels, *, model:
     dict
         ``purity`` (three estimates), ``completeness`` (by charge, on/off sources) and headline keys.
     """
-    neg = negative_deviation_purity(frames_adu, clean, model, seed=seed, progress=progress)
+    neg = negative_deviation_purity(frames_adu, clean, model, progress=progress)
     rec = recurrence_purity(clean)
     held = held_back_agreement(frames_adu, clean, model, seed=seed, progress=progress)
     comp = measure_completeness(frames_adu, clean, model=model, params=params, blocks=blocks, seed=seed,
