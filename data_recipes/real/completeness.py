@@ -92,7 +92,7 @@ def measure_completeness(frames_adu: np.ndarray, clean: SeriesLabels, *, model: 
     # the same stored-exposure count as the clean run, so that each frame has the same labelling companions
     n_exp = max((len(f.companions) for f in clean.frames), default=0)
     inj = label_series(raw, params=params, blocks=blocks, model=model, injected=injected, n_exposures=n_exp,
-                       progress=progress, stage_name="label quality: relabelling (footprints)")
+                       progress=progress, stage_name="label quality: relabelling")
     by = {f.index: f for f in inj.frames}
     edges = np.asarray(charge_bins, float)
     nb = len(edges) - 1
