@@ -139,7 +139,8 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
         "labelling": labels.summary(),
         "truth_rule": labels.params.truth_rule.to_dict(),
         "label_quality": quality,
-        "exposures_rule": EXPOSURES_RULE,
+        "exposures_rule": (EXPOSURES_RULE if labels.params.disjoint_exposures else
+                           "stored EXPOSURES are among the frames the labels compared against (circular)"),
         "circular": not labels.params.disjoint_exposures,
         "split_rule": "contiguous time blocks 60/20/20 %, 1 frame dropped at each boundary; companions from the same block",
         "dropped_frames": [frame_id(names[i]) for i in range(len(names)) if not any(i in b for b in blocks.values())],
