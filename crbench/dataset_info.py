@@ -182,6 +182,10 @@ def label_quality_line(card: dict[str, Any]) -> str:
             v = q.get(key)
             return "n/a" if v is None else f"{100.0 * float(v):.1f}%"
 
+        if "purity" in q:
+            from .label_quality import format_quality
+
+            return "\n    " + format_quality(q).replace("\n", "\n    ")
         return (f"measured by injecting {q.get('n_injected_crs', '?')} simulated CRs: pixel completeness "
                 f"{f('pixel_completeness')}, instance completeness {f('instance_completeness')}, pixel purity "
                 f"{f('pixel_purity')}, {f('ignored_fraction')} of injected CR pixels ignored")
@@ -220,6 +224,9 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
     lines += _format_counts(counts)
     lines.append(f"  standard:     {standard_line(dataset)}")
     lines.append(f"  label quality: {label_quality_line(card)}")
+    if card.get("exposures_rule"):
+        flag = "  [circular: the median detector reuses labelling frames]" if card.get("circular") else ""
+        lines.append(f"  exposures:    {card['exposures_rule']}{flag}")
     caveats = card.get("caveats") or card.get("note")
     if caveats:
         lines.append(f"  caveats:      {caveats}")

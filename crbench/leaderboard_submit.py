@@ -37,6 +37,14 @@ BUILD_PARAMETERS = ("recipe", "parameters", "seed", "build")
 #: Operating-point rule of leaderboard entries (as the harness records it in ``summary.op_rule``).
 STANDARD_OP_RULE = "fpr:5e-4"
 
+#: Datasets kept off the leaderboard, with the reason given to a submission that names one.
+EXCLUDED_DATASETS: dict[str, str] = {
+    "kast-science": ("its labels come from one frame and a smoothing model (no second exposure of the field), so "
+                     "neither the common multi-exposure truth rule nor the independent label-quality estimates "
+                     "(negative deviations against companions, recurrence, held-back frames) apply, and it keeps "
+                     "only peak SNR >= 10 components: every detector scored 0.92-1.00, which ranks nothing"),
+}
+
 
 def standard_conventions() -> dict[str, str]:
     """The scoring conventions every leaderboard entry must use (crbench's defaults)."""
@@ -291,6 +299,9 @@ def check_submission(results_path: str | os.PathLike, entries_dir: str | os.Path
                             f"{len(failed)} sample(s) ({', '.join(sorted(failed)[:5])}); leaderboard entries "
                             "must score every sample")
         ds = run["provenance"]["dataset"]
+        if ds.get("name") in EXCLUDED_DATASETS:
+            problems.append(f"{where}.provenance.dataset: dataset {ds['name']!r} is not on the leaderboard: "
+                            f"{EXCLUDED_DATASETS[ds['name']]}")
         problems.extend(f"{where}.provenance.dataset: {why}" for why in _dataset_problems(ds, verified))
         first = seen.setdefault(ds["name"], ds)
         if not _same_build(first, ds):

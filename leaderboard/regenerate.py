@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Datasets on the leaderboard: simulated standard sets, then the real sets and their twins.
 SIMULATED = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam", "sim-ground-small",
              "sim-jwst-nircam")
-REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints", "kast-science")
+#: kast-science is off the leaderboard (crbench.leaderboard.EXCLUDED_DATASETS says why).
+REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints")
 DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn")
 
 

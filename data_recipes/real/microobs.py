@@ -3,7 +3,7 @@
 MicroObservatory 'Cecilia' (6-inch robotic telescope, Whipple Obs.), 2017-12-20, 650x500 12-bit
 frames, 5.2"/px, warm CCD without darks and without GAIN/RDNOISE keywords. Labels come from
 :mod:`data_recipes.real.labelling` (gain, read noise and bias are estimated from the series); their
-completeness and purity are measured by injecting simulated CRs (:mod:`data_recipes.real.quality`).
+purity and completeness are measured independently (:mod:`data_recipes.real.quality`).
 
 Splits are contiguous blocks in time (60/20/20 %, one frame dropped at each boundary) and a frame's
 companions (stored ``exposures`` and those used to label it) come only from its own block.
@@ -28,10 +28,13 @@ DOWNLOAD = "microobs-hatp32"
 EXPTIME = 60.0
 SATURATION_ADU = 4095.0
 PIXEL_SCALE = 5.21
+EXPOSURES_RULE = ("stored EXPOSURES are the frame's nearest frames in its block; the labels compared the frame "
+                  "against the next nearest (labelling companions), disjoint from the stored ones, so the "
+                  "median detector does not reuse the frames that made the labels")
 DEFAULTS: dict[str, Any] = {"n_images": None, "exposures": 2, "seed": 4, "label_quality": True}
 CAVEATS = ("Labels come from a multi-exposure noise-model comparison, not from a human: single-pixel "
-           "events, CRs on stars and CRs on vetoed hot/flickering pixels are in the ignore mask, not in "
-           "truth. Gain and read noise are estimated from the data (no header values, no darks). Licence: "
+           "events, CRs on unstable sources (companions scatter beyond the noise) and CRs on vetoed "
+           "hot/flickering pixels are in the ignore mask, not in truth; CRs on stable sources are labelled. Gain and read noise are estimated from the data (no header values, no darks). Licence: "
            "none stated (NASA Exoplanet Watch sample data): reference by URL, do not redistribute derived files.")
 
 
@@ -136,6 +139,9 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
         "labelling": labels.summary(),
         "truth_rule": labels.params.truth_rule.to_dict(),
         "label_quality": quality,
+        "exposures_rule": (EXPOSURES_RULE if labels.params.disjoint_exposures else
+                           "stored EXPOSURES are among the frames the labels compared against (circular)"),
+        "circular": not labels.params.disjoint_exposures,
         "split_rule": "contiguous time blocks 60/20/20 %, 1 frame dropped at each boundary; companions from the same block",
         "dropped_frames": [frame_id(names[i]) for i in range(len(names)) if not any(i in b for b in blocks.values())],
         "rejected_frames": [frame_id(names[i]) for i in labels.rejected],

@@ -69,7 +69,8 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
     opts.update({k: v for k, v in options.items() if v is not None})
     n_frames = opts.get("n_frames") or opts.get("n_images")
     n_exp = int(opts["exposures"])
-    cube, names, headers, blocks, model, labels = prepare(n_frames, 0, progress=progress)
+    # same stored-exposure count as the real build: the labelling companions (and rejected frames) match
+    cube, names, headers, blocks, model, labels = prepare(n_frames, n_exp, progress=progress)
     h, w = cube.shape[1:]
     nz = model.noise
     by_index = {f.index: f for f in labels.frames}

@@ -213,21 +213,26 @@ PRESETS: dict[str, InstrumentPreset] = {
         name="ground-small",
         instrument="MicroObservatory-like 6-inch (simulated)",
         detector="ccd",
-        pixel_pitch_um=9.0,           # docs/physics.md#instrument-presets: 6.8-9 um
-        thickness_um=40.0,            # UNSOURCED (docs/physics.md#instrument-presets: "thick")
-        diffusion_sigma_um=5.0,       # UNSOURCED
+        pixel_pitch_um=13.6,          # derived: 650x500 frames = 2x2-binned 1317x1035 KAF-1400-class CCD with
+                                      # 6.8 um pixels (docs/physics.md#instrument-presets: 6.8-9 um); 5.21"/px x 13.6 um gives a
+                                      # 540 mm focal length, as a 6-inch f/3.5 needs (9 um would need 360 mm)
+        thickness_um=17.0,            # calibrated: median real labelled CR charge on microobs-hatp32
+                                      # (1,375 e-, first 40 frames) vs simulated under the same truth rule
+                                      # (benchmarks/sim_vs_real.py; KS 0.12); was 40 um (UNSOURCED)
+        diffusion_sigma_um=6.0,       # calibrated: real CR size distribution, same run (KS 0.12)
         pixel_scale=5.2,              # measured: IM_SCALE = 5.21 in the MicroObservatory headers
-        gain=7.5,                     # measured, low confidence: pair-difference photon transfer on the
-                                      # HAT-P-32 series (slope 0.133 ADU/ADU over a narrow signal range)
-        read_noise=11.5,              # measured: sqrt(2.4 ADU^2) x gain from frame differences
-        saturation=28000.0,           # measured: 12-bit ADC (4095 ADU) minus bias ~355 ADU, times gain
+        gain=39.4,                    # measured: crbench's labelling (photon-transfer slope of frame residual
+                                      # variance vs sky level, 142 frames), 95% [37.9, 41.0] e-/ADU
+        read_noise=38.0,              # measured: same fit, variance floor at the darkest frames
+        saturation=147000.0,          # measured: 12-bit ADC (4095 ADU) minus bias 352 ADU, times gain 39.4
         muon_rate=1.0 * PER_MIN,      # docs/physics.md#rates: ~1 /cm^2/min at sea level
         electron_rate=0.5 * PER_MIN,  # UNSOURCED
         alpha_rate=0.05 * PER_MIN,    # UNSOURCED
         incidence="cos3",
         psf="gaussian",
         psf_fwhm=1.4,                 # UNSOURCED: MANIFEST.md notes undersampled stars
-        sky_rate=0.6,                 # measured, low confidence: sky ~5 ADU above bias in 60 s
+        sky_rate=2.8,                 # measured: median sky 197 e- per 60 s frame (first 40 frames, gain 39.4,
+                                      # sky + dark: there are no darks); the 2.8 / 0.5 split is UNSOURCED
         dark_rate=0.5,                # UNSOURCED (warm CCD, 271 K)
         exptime=60.0,                 # measured: EXPTIME = 60
         default_shape=(500, 650),     # measured: 650 x 500 frames

@@ -37,4 +37,5 @@ from .noise import estimate_noise  # noqa: F401
 from .masks import sources_mask, border_mask  # noqa: F401
 from .detection import (classify_morphology, halo_mask, hot_pixel_veto, instance_table,  # noqa: F401
                         outlying_frames, seeds_and_growth, snr_map, split_components)
-from .series import FrameLabel, SeriesLabels, SeriesModel, fit_series_model, companion_indices, label_series  # noqa: F401
+from .series import (FrameLabel, SeriesLabels, SeriesModel, fit_series_model, companion_indices,  # noqa: F401
+                     label_series, labelling_companions)

@@ -36,6 +36,11 @@ class LabelParams:
     outlier_rejection: bool = True
     upsample: int = 20
     interpolation_order: int = 1
+    #: stored exposures are not among the companions the frame was labelled against (not circular)
+    disjoint_exposures: bool = True
+    #: label CRs touching sources whose companions agree within the noise (stable_sources.py)
+    label_stable_sources: bool = True
+    stable_scatter_max: float = 1.5
 
     @property
     def truth_rule(self) -> TruthRule:

@@ -42,6 +42,10 @@ class FrameLabel:
     cr_charge: np.ndarray | None = None
     #: CR pixels above 1 sigma that fail the truth rule (not ignored, not truth).
     halo: np.ndarray | None = None
+    #: companions the frame was labelled against (``companions`` are the stored ones)
+    label_companions: list[int] = field(default_factory=list)
+    #: source pixels too unstable to label CRs on (the rest of ``sources`` is labelled)
+    sources_ambiguous: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +128,19 @@ def companion_indices(i: int, allowed: Sequence[int], k: int) -> list[int]:
     return sorted(j for _, j in cand[:k])
 
 
+def labelling_companions(i: int, block: Sequence[int], params: LabelParams, n_exposures: int
+                         ) -> tuple[list[int], list[int]]:
+    """(labelling companions, stored exposures) of frame ``i`` in its block.
+
+    Stored exposures are the ``n_exposures`` nearest frames; with ``params.disjoint_exposures`` the
+    labelling compares against the next ``n_companions`` nearest, so that a detector given the stored
+    exposures never sees the frames that made the labels.
+    """
+    stored = companion_indices(i, block, n_exposures) if n_exposures > 0 else []
+    pool = [j for j in block if j not in stored] if params.disjoint_exposures else list(block)
+    return companion_indices(i, pool, params.n_companions), stored
+
+
 def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
                  noise: NoiseModel | None = None, blocks: Sequence[Sequence[int]] | None = None,
                  shifts: np.ndarray | None = None, n_exposures: int = 2,
@@ -188,8 +205,10 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
 
     order = [i for b in blocks for i in b]
 
-    def compare(i: int):
-        cidx = companion_indices(i, blocks[block_of[i]], p.n_companions)
+    def compare(i: int, nearest: bool = False):
+        # the veto pass compares against the nearest frames (best coverage); labels against disjoint ones
+        cidx = (companion_indices(i, blocks[block_of[i]], p.n_companions) if nearest
+                else labelling_companions(i, blocks[block_of[i]], p, n_exposures)[0])
         aligned = np.stack([shift_image(sub_e[j], shifts[j] - shifts[i], order=p.interpolation_order)
                             for j in cidx]) if cidx else np.full((1, h, w), np.nan, np.float32)
         snr, med, valid = snr_map(sub_e[i], aligned, read_noise=rn, sky=float(sky_e[i]),
@@ -200,7 +219,7 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
     # pass 1: seeds of every frame (detector coordinates) for the hot/flickering pixel veto
     seed_stack = np.zeros((n, h, w), bool)
     for i in stage(order, f"{stage_name}: seeds", progress):
-        seed_stack[i] = (compare(i)[2] > p.seed_snr) & ~shift_mask(src_ref, -shifts[i])
+        seed_stack[i] = (compare(i, nearest=True)[2] > p.seed_snr) & ~shift_mask(src_ref, -shifts[i])
     veto = hot_pixel_veto(seed_stack, static_e, frame_sigma, p)
     del seed_stack
 
@@ -210,7 +229,13 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
         cidx, aligned, snr, med, valid = compare(i)
         src_i = shift_mask(src_ref, -shifts[i])
         seeds, grown = seeds_and_growth(snr, p)
-        cr, ambiguous, counts = split_components(grown & valid & ~border, sources=src_i, veto=veto,
+        src_amb = src_i
+        if p.label_stable_sources:
+            from ..stable_sources import companion_scatter_ratio, unreliable_sources
+
+            ratio = companion_scatter_ratio(aligned, med, read_noise=rn, sky=float(sky_e[i]))
+            src_amb = unreliable_sources(src_i, ratio, max_ratio=p.stable_scatter_max)
+        cr, ambiguous, counts = split_components(grown & valid & ~border, sources=src_amb, veto=veto,
                                                  min_pixels=p.min_pixels)
         if saturated_adu is not None:
             sat_i = saturated_adu[i]
@@ -225,17 +250,18 @@ def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
         labels, table = instance_table(cr, deviation, sat_i)
         image_e = ((frames_adu_clean[i] - noise.bias) * g).astype(np.float32)
         # stored companions: the nearest ``n_exposures`` aligned, sky-matched to this frame
-        near = companion_indices(i, cidx, n_exposures) if n_exposures > 0 else []
+        near = labelling_companions(i, blocks[block_of[i]], p, n_exposures)[1]
         exps = []
         for j in near:
-            a = aligned[cidx.index(j)]
+            a = shift_image(sub_e[j], shifts[j] - shifts[i], order=p.interpolation_order)
             a = np.where(np.isfinite(a), a, med) + sky_e[i]
             exps.append(a.astype(np.float32))
         ex = np.stack(exps) if exps else np.zeros((0, h, w), np.float32)
         results[i] = FrameLabel(index=i, image_e=image_e, truth=cr, ignore=ignore, labels=labels,
                                 instances=table, sources=src_i, companions=near, exposures_e=ex,
                                 sky_e=float(sky_e[i]), counts=counts,
-                                cr_charge=np.where(cr, deviation, 0.0).astype(np.float32), halo=halo)
+                                cr_charge=np.where(cr, deviation, 0.0).astype(np.float32), halo=halo,
+                                label_companions=list(cidx), sources_ambiguous=src_amb)
     frames_out = [results[i] for i in range(n) if i in results]
     rejected: list[int] = []
     if p.outlier_rejection:
