@@ -63,7 +63,6 @@ def leaderboard(basic_dataset, tmp_path_factory):
     for k, run in enumerate(other["runs"]):
         run["dataset"] = run["summary"]["dataset"] = run["provenance"]["dataset"]["name"] = "sim-other"
         run["detector"] = run["summary"]["detector"] = f"{run['detector']}-v2"
-        run["summary"]["ap"] = 0.5 + 0.3 * k
         run["by_morphology"] = [{"morphology": "track", "n_crs": 20, "recall_half": 0.8 - 0.2 * k,
                                  "recall_half_lo": 0.7 - 0.2 * k, "recall_half_hi": 0.9 - 0.2 * k},
                                 {"morphology": "spot", "n_crs": 30, "recall_half": 0.9}]
