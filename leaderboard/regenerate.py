@@ -23,11 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Datasets on the leaderboard: simulated standard sets, then the real sets and their twins.
+#: JWST enters through its ramp set, whose image is the stcal rate image (a JWST product); the last-group
+#: images of sim-jwst-nircam are not what a JWST user scores, so that set stays off the leaderboard.
 SIMULATED = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam", "sim-ground-small",
-             "sim-jwst-nircam")
+             "sim-jwst-nircam-ramps")
 #: kast-science is off the leaderboard (crbench.leaderboard.EXCLUDED_DATASETS says why).
 REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints")
-DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn")
+DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn",
+             "stcal-jump")
 
 
 def _scored(out: Path, content_hash: str, det) -> bool:
@@ -81,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                 except CRBenchError as exc:
                     print(f"  skipping {det_name}: {exc}", flush=True)
                     continue
-                if name in ("kast-science",) and det_name == "median":
-                    continue  # single exposures: no companions
+                first = ds.load(ds.ids("test")[0])
+                missing = [r for r in getattr(det, "requires", ("image",))
+                           if r != "image" and getattr(first, r, None) is None]
+                if missing:
+                    print(f"  {det_name}: not applicable to {name} (needs {', '.join(missing)})", flush=True)
+                    continue
                 out = results_root / name / det_name
                 if not a.rescore and _scored(out, ds.content_hash, det):
                     print(f"  {det_name}: results for this build and detector already in {out}", flush=True)
