@@ -300,3 +300,19 @@ def test_series_model_stages_have_named_progress_bars(tmp_path, capsys):
     for name in ("reading frames", "series model: aligning", "series model: sky model",
                  "series model: static pattern", "series model: noise"):
         assert name in err, name
+
+
+def test_plain_demo_skips_a_ramp_detector_in_one_line(monkeypatch, clean_thread_env, tmp_path, capsys, recwarn):
+    """stcal-jump needs up-the-ramp reads, which the demo's images lack: one line, no per-sample failures."""
+    pytest.importorskip("stcal")
+    import crbench.detectors.registry as reg
+
+    full = reg.available_detectors()
+    monkeypatch.setattr(reg, "available_detectors", lambda: {k: full[k] for k in ("median", "stcal-jump")})
+    code = main(["demo", "--out", str(tmp_path), "--n-images", "6", "--shape", "48x48", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert [ln for ln in out.splitlines() if ln.startswith("skipped stcal-jump")] == [
+        "skipped stcal-jump: needs ramp, which sim-basic does not have"]
+    assert not [w for w in recwarn if "stcal-jump" in str(w.message)]
+    assert set(pd.read_csv(tmp_path / "results.csv")["detector"]) == {"median"}

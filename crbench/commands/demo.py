@@ -93,7 +93,14 @@ def run(args: argparse.Namespace) -> int:
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     res = Results()
+    first = ds.load(ds.ids("test")[0])
     for det in dets:
+        missing = [r for r in getattr(det, "requires", ("image",)) if r != "image" and getattr(first, r, None) is None]
+        if missing:  # e.g. stcal-jump needs up-the-ramp reads, which the demo's images do not have
+            if args.detector:
+                raise DetectorError(f"detector {det.name!r} needs {', '.join(missing)}, which {ds.name} lacks")
+            print(f"skipped {det.name}: needs {', '.join(missing)}, which {ds.name} does not have")
+            continue
         t = time.perf_counter()
         try:
             res.extend(evaluate(det, ds, split="test", progress=not args.no_progress))
