@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--bootstrap", type=int, default=200)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-score", action="store_true",
+                   help="only submit results already written for the current builds; list the runs that have none")
     p.add_argument("--rescore", action="store_true", help="score again even where results of the same dataset "
                                                            "build and detector parameters exist")
     a = p.parse_args(argv)
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     results_root = Path(a.results)
     new_entries = Path(tempfile.mkdtemp(prefix=".entries.", dir=Path(a.entries).parent))
     timings = []
+    missing_runs: list[str] = []
     try:
         for name in a.datasets:
             t0 = time.perf_counter()
@@ -93,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                 out = results_root / name / det_name
                 if not a.rescore and _scored(out, ds.content_hash, det):
                     print(f"  {det_name}: results for this build and detector already in {out}", flush=True)
+                elif a.no_score:
+                    print(f"  {det_name}: NOT SCORED on this build (no results in {out})", flush=True)
+                    missing_runs.append(f"{name}/{det_name}")
+                    continue
                 else:
                     t1 = time.perf_counter()
                     try:
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
     total = sum(t for _, _, t in timings)
     print(f"scored {len(timings)} runs in {total / 60:.1f} min")
+    if missing_runs:
+        print(f"not scored ({len(missing_runs)}): {', '.join(missing_runs)}")
     return 0
 
 
