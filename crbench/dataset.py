@@ -18,6 +18,10 @@ Safety rules:
 - ``files`` records each sample file's size and modification time at build time;
   :meth:`Dataset.open` compares them (cheap), so an edited or rebuilt sample is a clear error.
   :func:`verify_dataset` (``crbench datasets verify NAME``) recomputes the full content hash.
+
+Why this module is over 400 lines: the folder format and the checks that keep it honest (id safety,
+file records, the overwrite guard, content hashing, verification) are one concept; the checks are
+short functions that only make sense next to the writer and reader they guard.
 - ``labelled`` (default true when absent) says every sample carries a truth mask (``CRMASK``).
   Negative controls are labelled: their ``CRMASK`` is all zero. A dataset without any truth mask is
   written with ``labelled: false``; one that mixes labelled and unlabelled samples is refused.
