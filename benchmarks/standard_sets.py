@@ -38,9 +38,11 @@ _LOG_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<seconds>[0-9.]+)\s+s\b")
 
 def standard_names() -> list[str]:
     """The standard sets: every simulated recipe with standard v1 sizes."""
+    from crbench.standard import load_standard_registry
     from data_recipes.sim_recipes import STANDARD
 
-    return list(STANDARD)
+    # the simulated recipes' standard sizes, then any other pinned standard set (e.g. the ramp set)
+    return list(STANDARD) + [n for n in load_standard_registry()["sets"] if n not in STANDARD]
 
 
 def disk_bytes(folder: str | os.PathLike) -> int:
