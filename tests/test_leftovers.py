@@ -36,6 +36,7 @@ def test_plot_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
     results = tmp_path / "results.json"  # never read: the destination is checked first
     line = one_error(capsys, ["plot", str(results), "--out", str(tmp_path / "figs.txt")])
     assert f"--out {tmp_path / 'figs.txt'}: is a file" in line and "expected a folder" in line
+    assert "expected a folder (existing or new) for the figures" in line
     line = one_error(capsys, ["plot", str(results), "--out", str(tmp_path / "figs.txt" / "sub")])
     assert f"has the file {tmp_path / 'figs.txt'} on its path" in line
 

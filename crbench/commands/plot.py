@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from crbench.commands.evaluate import check_out_dir
     from crbench.results import Results
 
-    check_out_dir(args.out)
+    check_out_dir(args.out, "the figures")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     merged = Results()
