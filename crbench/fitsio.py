@@ -217,12 +217,25 @@ def _read_sample(path: Path, load_companions: bool) -> Sample:
             sample.instances = _read_instances(hdul["INSTANCES"])
         meta = {}
         if "META" in names:
-            meta = json.loads(str(hdul["META"].data["json"][0]))
+            meta = _read_meta(hdul, path)
         for key, (card, _) in _HEADER_KEYS.items():
             if key not in meta and card in hdr:
                 meta[key] = hdr[card]
         sample.meta = meta
     return sample.validate()
+
+
+def _read_meta(hdul: fits.HDUList, path: Path) -> dict:
+    """The sample's meta: the JSON object in the ``META`` extension, one FormatError naming ``path`` if not."""
+    try:
+        meta = json.loads(str(hdul["META"].data["json"][0]))
+    except RecursionError:
+        raise FormatError(f"{path}: META extension holds JSON nested too deeply; "
+                          "expected a flat JSON object of sample metadata") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: META extension holds a JSON {type(meta).__name__}; "
+                          "expected a JSON object of sample metadata")
+    return meta
 
 
 def _note_old_format(path: Path, version: int) -> None:

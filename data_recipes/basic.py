@@ -14,6 +14,7 @@ import pandas as pd
 
 from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
+from crbench.errors import DatasetError
 from crbench.recipes import Recipe
 from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
@@ -140,10 +141,62 @@ def split_ids(ids: list[str], fractions=(0.5, 0.25, 0.25)) -> dict[str, list[str
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
+def check_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Validate the size options of ``sim-basic``; return them normalised.
+
+    Parameters
+    ----------
+    opts : dict
+        The recipe's options (:data:`DEFAULTS` updated with the user's).
+
+    Returns
+    -------
+    dict
+        ``opts`` with ``n_images`` and ``exposures`` as int, ``shape`` as an (H, W) tuple and
+        ``exposure_time`` as float.
+
+    Raises
+    ------
+    DatasetError
+        Naming the option and the expected range.
+    """
+    def bad(key: str, expected: str) -> DatasetError:
+        return DatasetError(f"recipe 'sim-basic': option {key}={opts.get(key)!r} is invalid; expected {expected}")
+
+    out = dict(opts)
+    for key in ("n_images", "exposures"):
+        try:
+            out[key] = int(opts[key])
+        except (TypeError, ValueError):
+            raise bad(key, "a positive integer") from None
+        if out[key] < 1:
+            raise bad(key, "a positive integer")
+    shape = opts["shape"]
+    if isinstance(shape, str):
+        shape = shape.lower().replace("x", ",").split(",")
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape, shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise bad("shape", "(H, W) with H, W >= 16") from None
+    if len(shape) != 2 or min(shape) < 16:
+        raise bad("shape", "(H, W) with H, W >= 16")
+    out["shape"] = shape
+    try:
+        out["exposure_time"] = float(opts["exposure_time"])
+    except (TypeError, ValueError):
+        raise bad("exposure_time", "a positive number of seconds") from None
+    if not np.isfinite(out["exposure_time"]) or out["exposure_time"] <= 0:
+        raise bad("exposure_time", "a positive number of seconds")
+    return out
+
+
 def build(out: Path, *, progress: bool = True, **options: Any):
     """Build ``sim-basic`` into ``out``."""
     opts = dict(DEFAULTS)
     opts.update(options)
+    opts = check_options(opts)
     rng = np.random.default_rng(int(opts["seed"]))
     ids = [f"basic-{i:04d}" for i in range(int(opts["n_images"]))]
     # filled while the samples are written; write_dataset reads ``extra`` after the last one

@@ -81,6 +81,11 @@ def run_build(args: argparse.Namespace) -> int:
     from crbench.errors import UsageError
     from crbench.recipes import build_dataset, get_recipe
 
+    for flag, value in (("--n-images", args.n_images), ("--exposures", args.exposures)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: expected a positive integer")
+    if args.exposure_time is not None and not (0 < args.exposure_time < float("inf")):
+        raise UsageError(f"--exposure-time {args.exposure_time}: expected a positive number of seconds")
     opts = {"n_images": args.n_images, "shape": args.shape, "exposures": args.exposures,
             "exposure_time": args.exposure_time, "seed": args.seed, "size": args.size}
     if args.source is not None or args.trust_pickle:

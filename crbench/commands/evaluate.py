@@ -56,8 +56,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def check_out_dir(out: str) -> None:
-    """Refuse an output folder that cannot be created (a file, or a file on its path) before scoring.
+def check_out_dir(out: str, what: str = "the results") -> None:
+    """Refuse an output folder that cannot be created (a file, or a file on its path) before any work.
+
+    Parameters
+    ----------
+    out : str
+        The ``--out`` value.
+    what : str
+        What the folder is for, named in the error.
 
     Raises
     ------
@@ -73,7 +80,7 @@ def check_out_dir(out: str) -> None:
         if p.exists():
             if not p.is_dir():
                 where = "is a file" if p == path else f"has the file {p} on its path"
-                raise UsageError(f"--out {out}: {where}; expected a folder (existing or new) for the results")
+                raise UsageError(f"--out {out}: {where}; expected a folder (existing or new) for {what}")
             return
 
 

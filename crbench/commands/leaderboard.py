@@ -60,8 +60,14 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from crbench.errors import UsageError
     from crbench.leaderboard import build, load_entries
 
+    entries = Path(args.entries)
+    if not entries.is_dir():
+        what = "is not a folder" if entries.exists() else "does not exist"
+        raise UsageError(f"--entries {entries}: {what}; expected the leaderboard's entries folder "
+                         "(created by 'crbench leaderboard submit')")
     paths = build(args.entries, args.out)
     n = len(load_entries(args.entries))
     for p in paths.values():

@@ -84,9 +84,10 @@ def gallery_scores(detectors, samples) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from crbench import plots
+    from crbench.commands.evaluate import check_out_dir
     from crbench.results import Results
 
-
+    check_out_dir(args.out, "the figures")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     merged = Results()

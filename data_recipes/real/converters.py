@@ -23,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -56,20 +59,29 @@ _STAMP = re.compile(r"^(\d+)_(\d+)\.npy$")
 IGNORE_BITS = {1: "boundary", 2: "no_data", 4: "sources", 8: "hot_or_single"}
 
 
-def _resolve_source(source: str | os.PathLike, work: Path) -> Path:
-    """A folder as is; a tar/zip archive extracted safely into ``work``."""
+@contextmanager
+def _resolve_source(source: str | os.PathLike, work: Path) -> Iterator[Path]:
+    """A folder (or pickle) as is; a tar/zip archive extracted safely into a temporary folder in ``work``.
+
+    The temporary folder is removed when the block ends, whether the conversion succeeded or not:
+    the converted dataset holds everything, and nothing half-written is left beside it.
+    """
     from crbench.download import safe_extract
 
     src = Path(source)
-    if src.is_dir():
-        return src
+    if src.is_dir() or src.suffix in (".pkl", ".pickle") and src.exists():
+        yield src
+        return
     if not src.exists():
         raise DatasetError(f"{src}: no such file or folder")
-    if src.suffix in (".pkl", ".pickle"):
-        return src
-    dest = work / (src.name.split(".")[0] + "-extracted")
-    safe_extract(src, dest)
-    return dest
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{src.name.split('.')[0]}-extracted-", dir=work))
+    try:
+        dest = tmp / "source"
+        safe_extract(src, dest)
+        yield dest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------ deepCR
@@ -139,7 +151,13 @@ def convert_deepcr(source: str | os.PathLike, out: str | os.PathLike, *, trusted
         Share of training *visits* moved to ``val`` (whole visits, deterministic by name).
     """
     out = Path(out)
-    src = _resolve_source(source, out.parent)
+    with _resolve_source(source, out.parent) as src:
+        return _convert_deepcr_folder(src, out, max_samples=max_samples, val_fraction=val_fraction,
+                                      trusted=trusted, progress=progress)
+
+
+def _convert_deepcr_folder(src: Path, out: Path, *, max_samples: int | None, val_fraction: float,
+                           trusted: bool, progress: bool) -> Dataset:
     if src.suffix in (".pkl", ".pickle"):
         return _convert_deepcr_pickle(src, out, trusted=trusted, progress=progress)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
@@ -260,10 +278,16 @@ def convert_cosmic_conn(source: str | os.PathLike, out: str | os.PathLike, *,
     Sequences are split whole (by a hash of the file name) into train/val/test.
     """
     out = Path(out)
-    src = _resolve_source(source, out.parent)
+    with _resolve_source(source, out.parent) as src:
+        return _convert_cosmic_folder(src, out, ignore_bits=ignore_bits, fractions=fractions,
+                                      max_files=max_files, progress=progress, source=Path(source))
+
+
+def _convert_cosmic_folder(src: Path, out: Path, *, ignore_bits: Sequence[int], fractions: Sequence[float],
+                           max_files: int | None, progress: bool, source: Path) -> Dataset:
     files = sorted(p for p in src.rglob("*") if p.suffix in (".fits", ".fz") or p.name.endswith(".fits.gz"))
     if not files:
-        raise FormatError(f"{src}: no FITS sequence files")
+        raise FormatError(f"{source}: no FITS sequence files; expected the Cosmic-CoNN LCO sequence FITS files")
     if max_files is not None:
         files = files[:max_files]
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
