@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crbench.portable import digitise, round_table
 from crbench.dataset import write_dataset
-from crbench.errors import DatasetError
+from crbench.portable import digitise, round_table
 from crbench.recipes import Recipe
 from crbench.observation import saturation_dqmask
 from crbench.sample import Sample
+
+from ._options import image_shape, positive_int, positive_seconds
 from crbench.truth import DEFAULT_RULE, apply_truth_rule
 
 DEFAULTS: dict[str, Any] = {
@@ -160,35 +161,11 @@ def check_options(opts: dict[str, Any]) -> dict[str, Any]:
     DatasetError
         Naming the option and the expected range.
     """
-    def bad(key: str, expected: str) -> DatasetError:
-        return DatasetError(f"recipe 'sim-basic': option {key}={opts.get(key)!r} is invalid; expected {expected}")
-
     out = dict(opts)
-    for key in ("n_images", "exposures"):
-        try:
-            out[key] = int(opts[key])
-        except (TypeError, ValueError):
-            raise bad(key, "a positive integer") from None
-        if out[key] < 1:
-            raise bad(key, "a positive integer")
-    shape = opts["shape"]
-    if isinstance(shape, str):
-        shape = shape.lower().replace("x", ",").split(",")
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape, shape)
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise bad("shape", "(H, W) with H, W >= 16") from None
-    if len(shape) != 2 or min(shape) < 16:
-        raise bad("shape", "(H, W) with H, W >= 16")
-    out["shape"] = shape
-    try:
-        out["exposure_time"] = float(opts["exposure_time"])
-    except (TypeError, ValueError):
-        raise bad("exposure_time", "a positive number of seconds") from None
-    if not np.isfinite(out["exposure_time"]) or out["exposure_time"] <= 0:
-        raise bad("exposure_time", "a positive number of seconds")
+    out["n_images"] = positive_int("sim-basic", opts, "n_images")
+    out["exposures"] = positive_int("sim-basic", opts, "exposures")
+    out["shape"] = image_shape("sim-basic", opts)
+    out["exposure_time"] = positive_seconds("sim-basic", opts)
     return out
 
 

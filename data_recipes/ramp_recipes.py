@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from crbench.dataset import write_dataset
-from crbench.errors import DatasetError
+from crbench.errors import CRBenchError, DatasetError
 from crbench.recipes import Recipe
+
+from ._options import image_shape, positive_int, rate_scale
 
 from .sim.physics import TRUTH_RULE
 from .sim.presets import get_preset
@@ -41,34 +43,18 @@ def _check(opts: dict[str, Any]) -> dict[str, Any]:
         return DatasetError(f"recipe {NAME!r}: option {key}={opts.get(key)!r} is invalid; expected {expected}")
 
     out = dict(opts)
-    try:
-        out["n_images"] = int(opts["n_images"])
-        assert out["n_images"] >= 1
-    except (TypeError, ValueError, AssertionError):
-        raise bad("n_images", "a positive integer") from None
-    shape = opts["shape"]
-    if isinstance(shape, str):
-        shape = shape.lower().replace("x", ",").split(",")
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape, shape)
-    try:
-        shape = tuple(int(s) for s in shape)
-        assert len(shape) == 2 and min(shape) >= 16
-    except (TypeError, ValueError, AssertionError):
-        raise bad("shape", "(H, W) with H, W >= 16") from None
-    out["shape"] = shape
+    out["n_images"] = positive_int(NAME, opts, "n_images")
+    out["shape"] = image_shape(NAME, opts)
     if str(opts["pattern"]).upper() not in READOUT_PATTERNS:
         raise bad("pattern", "one of " + ", ".join(READOUT_PATTERNS))
     out["pattern"] = str(opts["pattern"]).upper()
     try:
         out["groups"] = int(opts["groups"])
         Readout(out["pattern"], out["groups"])
-    except (TypeError, ValueError, Exception):
+    except (TypeError, ValueError, CRBenchError):
         raise bad("groups", f"3..{READOUT_PATTERNS[out['pattern']][2]} groups for {out['pattern']}") from None
     out["seed"] = int(opts["seed"])
-    out["cr_rate_scale"] = float(opts.get("cr_rate_scale", 1.0))
-    if not np.isfinite(out["cr_rate_scale"]) or out["cr_rate_scale"] < 0:
-        raise bad("cr_rate_scale", "a number >= 0")
+    out["cr_rate_scale"] = rate_scale(NAME, opts)
     return out
 
 

@@ -28,6 +28,7 @@ from crbench.errors import DatasetError
 from crbench.recipes import Recipe
 
 from .sim.physics import TRUTH_RULE
+from ._options import image_shape, positive_int, positive_seconds, rate_scale
 from .sim.presets import get_preset
 from .sim.scenes import SOURCE_NSIGMA
 
@@ -102,44 +103,13 @@ def split_ids(ids: list[str], fractions: tuple[float, float, float] = (0.5, 0.25
 
 
 def _check_options(name: str, opts: dict[str, Any]) -> dict[str, Any]:
-    def bad(key: str, expected: str) -> DatasetError:
-        return DatasetError(f"recipe {name!r}: option {key}={opts.get(key)!r} is invalid; expected {expected}")
-
     out = dict(opts)
-    try:
-        out["n_images"] = int(opts["n_images"])
-    except (TypeError, ValueError):
-        raise bad("n_images", "a positive integer") from None
-    if out["n_images"] < 1:
-        raise bad("n_images", "a positive integer")
-    shape = opts["shape"]
-    if isinstance(shape, str):
-        shape = shape.lower().replace("x", ",").split(",")
-    if isinstance(shape, (int, np.integer)):
-        shape = (shape, shape)
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise bad("shape", "(H, W) with H, W >= 16") from None
-    if len(shape) != 2 or min(shape) < 16:
-        raise bad("shape", "(H, W) with H, W >= 16")
-    out["shape"] = shape
-    try:
-        out["exposures"] = int(opts["exposures"])
-    except (TypeError, ValueError):
-        raise bad("exposures", "an integer >= 1") from None
-    if out["exposures"] < 1:
-        raise bad("exposures", "an integer >= 1")
-    try:
-        out["exposure_time"] = float(opts["exposure_time"])
-    except (TypeError, ValueError):
-        raise bad("exposure_time", "a positive number of seconds") from None
-    if not np.isfinite(out["exposure_time"]) or out["exposure_time"] <= 0:
-        raise bad("exposure_time", "a positive number of seconds")
+    out["n_images"] = positive_int(name, opts, "n_images")
+    out["shape"] = image_shape(name, opts)
+    out["exposures"] = positive_int(name, opts, "exposures")
+    out["exposure_time"] = positive_seconds(name, opts)
     out["seed"] = int(opts["seed"])
-    out["cr_rate_scale"] = float(opts.get("cr_rate_scale", 1.0))
-    if not np.isfinite(out["cr_rate_scale"]) or out["cr_rate_scale"] < 0:
-        raise bad("cr_rate_scale", "a number >= 0")
+    out["cr_rate_scale"] = rate_scale(name, opts)
     return out
 
 

@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             ds = resolve_dataset(name, progress=not a.no_progress)
             print(f"{name}: {len(ds)} samples, content hash {ds.content_hash[:12]} "
                   f"({time.perf_counter() - t0:.0f} s to open or build)", flush=True)
+            first = ds.load(ds.ids("test")[0])  # which inputs (exposures, ramp) the set's samples carry
             for det_name in a.detectors:
                 try:
                     det = get_detector(det_name)
                 except CRBenchError as exc:
                     print(f"  skipping {det_name}: {exc}", flush=True)
                     continue
-                first = ds.load(ds.ids("test")[0])
                 missing = [r for r in getattr(det, "requires", ("image",))
                            if r != "image" and getattr(first, r, None) is None]
                 if missing:
