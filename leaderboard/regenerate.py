@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 except CRBenchError as exc:
                     print(f"  skipping {det_name}: {exc}", flush=True)
                     continue
-                missing = [r for r in getattr(det, "requires", ("image",))
-                           if r != "image" and getattr(first, r, None) is None]
+                missing = det.missing_inputs(first)
                 if missing:
                     print(f"  {det_name}: not applicable to {name} (needs {', '.join(missing)})", flush=True)
                     continue

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     res = Results()
     first = ds.load(ds.ids("test")[0])
     for det in dets:
-        missing = [r for r in getattr(det, "requires", ("image",)) if r != "image" and getattr(first, r, None) is None]
+        missing = det.missing_inputs(first)
         if missing:  # e.g. stcal-jump needs up-the-ramp reads, which the demo's images do not have
             if args.detector:
                 raise DetectorError(f"detector {det.name!r} needs {', '.join(missing)}, which {ds.name} lacks")

@@ -68,16 +68,21 @@ class Detector:
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def check_inputs(self, obs: Observation) -> None:
-        """Raise :class:`DetectorError` if ``obs`` lacks an input this detector requires."""
+    def missing_inputs(self, obs: Any) -> list[str]:
+        """The inputs this detector requires that ``obs`` (an Observation or a Sample) lacks."""
+        out = []
         for need in self.requires:
             if need == "image":
                 continue
             arr = getattr(obs, need, None)
             if arr is None or (need == "exposures" and arr.shape[0] < 1):
-                raise DetectorError(
-                    f"detector {self.name!r} requires {need} but sample {obs.id!r} has none"
-                )
+                out.append(need)
+        return out
+
+    def check_inputs(self, obs: Observation) -> None:
+        """Raise :class:`DetectorError` if ``obs`` lacks an input this detector requires."""
+        for need in self.missing_inputs(obs):
+            raise DetectorError(f"detector {self.name!r} requires {need} but sample {obs.id!r} has none")
 
     def score(self, obs: Observation) -> np.ndarray:  # pragma: no cover - abstract
         """Return a float32 (H, W) score map of ``obs.image``, higher = more CR-like."""
