@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crbench.morphology import instance_features  # noqa: E402
 from crbench.truth import DEFAULT_RULE, TruthRule, threshold_rule  # noqa: E402
-from data_recipes.sim.physics import simulate_crs  # noqa: E402
+from data_recipes.sim.physics import ipc_ring_px, simulate_crs  # noqa: E402
 from data_recipes.sim.presets import get_preset  # noqa: E402
 from data_recipes.sim.scenes import background_sigma, simulate_sample  # noqa: E402
 
@@ -58,7 +58,7 @@ def hst_realism(size: int, seed: int, rules: tuple[TruthRule, ...] = (DEFAULT_RU
     out = []
     for rule in rules:
         labels = layer.truth_labels(sigma, rule)
-        table = layer.truth_instances(labels, diffusion_sigma_px=p.diffusion_sigma_px)
+        table = layer.truth_instances(labels, diffusion_sigma_px=p.diffusion_sigma_px, ipc_ring_px=ipc_ring_px(p))
         out.append({
             "rule": rule.name,
             "noise_sigma": sigma,

@@ -1,6 +1,6 @@
 """The README table of the standard datasets: images, Mpix and CRs per class per split, build time, size.
 
-For each standard set (the simulated recipes with standard v1 sizes) built in the data dir
+For each standard set (the simulated recipes with standard sizes) built in the data dir
 (``$CRBENCH_DATA_DIR/datasets/NAME``), one row per split and one for all splits: images,
 megapixels, CRs and CRs per morphology class (:func:`crbench.dataset_info.split_counts`). The build
 time is the card's ``build_seconds`` (recorded by ``crbench datasets build``) or, for a card
@@ -37,7 +37,7 @@ _LOG_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<seconds>[0-9.]+)\s+s\b")
 
 
 def standard_names() -> list[str]:
-    """The standard sets: every simulated recipe with standard v1 sizes."""
+    """The standard sets: every simulated recipe with standard sizes."""
     from crbench.standard import load_standard_registry
     from data_recipes.sim_recipes import STANDARD
 

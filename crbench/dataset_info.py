@@ -120,7 +120,7 @@ def standard_line(dataset: Dataset) -> str:
     from .standard import check_standard
 
     if dataset.card.get("size") is None:
-        return ("not-standard: the card records no standard size (standard v1 sizes exist for the simulated "
+        return ("not-standard: the card records no standard size (standard sizes exist for the simulated "
                 "recipes only)")
     check = check_standard(dataset)
     msg = check.message

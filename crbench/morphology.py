@@ -13,7 +13,12 @@ of a mask, or all pixels of one instance id):
 ``solidity``     A / pixels whose centres lie inside the convex hull of the pixel centres
 ``n_saturated``  saturated pixels in the footprint
 
-Rules, in order (docs/physics.md#morphology-rules):
+The classification unit is the 8-connected component of a truth mask, for simulated and real CRs
+alike (:func:`classify_by_component`): touching simulated CRs are classified together, as a real
+label map (which has no event ids) must be.
+
+Rules, in order (docs/physics.md#morphology-rules); on IR arrays with inter-pixel capacitance,
+rules 2-5 use the footprint's :func:`intrinsic_shape` (the IPC ring of ``ipc_ring_px`` taken off):
 
 1. **blob** if (n_saturated >= 1 and A >= 20) or (A >= 20 and e <= 1.5 and solidity >= 0.9)
 2. **spot** if L <= 3, or L <= 5 and e < 2
@@ -89,7 +94,8 @@ def _skeleton_length(sub: np.ndarray) -> float:
     return n4 + _SQRT2 * int(np.count_nonzero(d1) + np.count_nonzero(d2))
 
 
-def footprint_features(sub: np.ndarray, n_saturated: int = 0, *, lazy_for: float | None = None) -> dict[str, float]:
+def footprint_features(sub: np.ndarray, n_saturated: int = 0, *, lazy_for: float | None = None,
+                       ipc_ring_px: float = 0.0) -> dict[str, float]:
     """Geometric features of the True pixels of a (cropped) boolean footprint ``sub``.
 
     With ``lazy_for`` (a diffusion sigma in px), the costly features (solidity, tortuosity) are
@@ -125,22 +131,52 @@ def footprint_features(sub: np.ndarray, n_saturated: int = 0, *, lazy_for: float
     # lazy: follow the rules and compute only what they ask for
     if area >= 20 and not n_saturated and elong <= 1.5:
         f["solidity"] = _solidity(ys.astype(float), xs.astype(float))
+    length_i, elong_i, perp_i = intrinsic_shape(f, ipc_ring_px)
     if not ((n_saturated >= 1 and area >= 20) or (area >= 20 and elong <= 1.5 and f["solidity"] >= 0.9)) \
-            and not (feret <= 3 or (feret <= 5 and elong < 2)) \
-            and perp <= 0.6 + lazy_for and elong >= 2:
+            and not (length_i <= 3 or (length_i <= 5 and elong_i < 2)) \
+            and perp_i <= 0.6 + lazy_for and elong_i >= 2:
         f["tortuosity"] = tortuosity()
-    f["morphology"] = classify_features(f, lazy_for)
+    f["morphology"] = classify_features(f, lazy_for, ipc_ring_px)
     return f
 
 
-def classify_features(f: dict[str, float], diffusion_sigma_px: float = 0.5) -> str:
-    """Apply the rule set (module docstring) to one feature dict (NaN features fail their test)."""
-    a, length, e = f["area"], f["feret"], f["elongation"]
-    if (f["n_saturated"] >= 1 and a >= 20) or (a >= 20 and e <= 1.5 and f["solidity"] >= 0.9):
+def intrinsic_shape(f: dict[str, float], ipc_ring_px: float = 0.0) -> tuple[float, float, float]:
+    """Length, elongation and width of a footprint with the inter-pixel-capacitance ring removed.
+
+    IPC couples a fraction of each pixel's charge into its 4 neighbours, so a bright deposit lights
+    up a ring of ``r = ipc_ring_px`` pixels around its path (docs/physics.md#morphology-rules). The
+    ring adds ``2 r`` to the Feret length and ``0.4 r^2`` (the per-axis variance of a pixel and its
+    4 neighbours) to both second moments; both are taken off here. With ``r = 0`` (CCDs) this
+    returns ``(feret, elongation, perp)`` unchanged.
+
+    Returns
+    -------
+    (length, elongation, perp) : tuple of float
+    """
+    length, e, perp = float(f["feret"]), float(f["elongation"]), float(f["perp"])
+    r = float(ipc_ring_px)
+    if r <= 0:
+        return length, e, perp
+    l2 = perp**2
+    l1 = e**2 * (l2 + 1 / 12) - 1 / 12
+    s2 = 0.4 * r**2
+    l1p, l2p = max(l1 - s2, 0.0), max(l2 - s2, 0.0)
+    return max(length - 2 * r, 1.0), float(np.sqrt((l1p + 1 / 12) / (l2p + 1 / 12))), float(np.sqrt(l2p))
+
+
+def classify_features(f: dict[str, float], diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0) -> str:
+    """Apply the rule set (module docstring) to one feature dict (NaN features fail their test).
+
+    ``ipc_ring_px`` > 0 (IR arrays with inter-pixel capacitance) applies rules 2-5 to the
+    :func:`intrinsic_shape` of the footprint, so an IPC-widened straight muon is not a worm.
+    """
+    a = f["area"]
+    if (f["n_saturated"] >= 1 and a >= 20) or (a >= 20 and f["elongation"] <= 1.5 and f["solidity"] >= 0.9):
         return "blob"
+    length, e, perp = intrinsic_shape(f, ipc_ring_px)
     if length <= 3 or (length <= 5 and e < 2):
         return "spot"
-    if f["perp"] <= 0.6 + diffusion_sigma_px and f["tortuosity"] <= 1.3 and e >= 2:
+    if perp <= 0.6 + diffusion_sigma_px and f["tortuosity"] <= 1.3 and e >= 2:
         return "track"
     if length > 5:
         return "worm"
@@ -148,7 +184,7 @@ def classify_features(f: dict[str, float], diffusion_sigma_px: float = 0.5) -> s
 
 
 def _table(labels: np.ndarray, saturated: np.ndarray | None, diffusion_sigma_px: float,
-           lazy: bool = False) -> pd.DataFrame:
+           lazy: bool = False, ipc_ring_px: float = 0.0) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for i, sl in enumerate(ndimage.find_objects(labels)):
         if sl is None:
@@ -156,12 +192,13 @@ def _table(labels: np.ndarray, saturated: np.ndarray | None, diffusion_sigma_px:
         lab = i + 1
         sub = labels[sl] == lab
         nsat = int(np.count_nonzero(saturated[sl][sub])) if saturated is not None else 0
-        f: dict[str, Any] = footprint_features(sub, nsat, lazy_for=diffusion_sigma_px if lazy else None)
+        f: dict[str, Any] = footprint_features(sub, nsat, lazy_for=diffusion_sigma_px if lazy else None,
+                                               ipc_ring_px=ipc_ring_px)
         f["y"] += sl[0].start
         f["x"] += sl[1].start
         f["id"] = lab
         if not lazy:
-            f["morphology"] = classify_features(f, diffusion_sigma_px)
+            f["morphology"] = classify_features(f, diffusion_sigma_px, ipc_ring_px)
         rows.append(f)
     if not rows:
         return pd.DataFrame({c: pd.Series([], dtype=object if c == "morphology" else float)
@@ -198,7 +235,7 @@ def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classify_components(mask: np.ndarray, *, saturated: np.ndarray | None = None,
-                        diffusion_sigma_px: float = 0.5) -> tuple[np.ndarray, pd.DataFrame]:
+                        diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0) -> tuple[np.ndarray, pd.DataFrame]:
     """Split ``mask`` into 8-connected components and classify each.
 
     Parameters
@@ -209,6 +246,9 @@ def classify_components(mask: np.ndarray, *, saturated: np.ndarray | None = None
         Saturated pixels (counted per component for the blob rule).
     diffusion_sigma_px : float
         Charge-diffusion sigma of the detector in pixels (widens the track rule).
+    ipc_ring_px : float
+        Ring of IPC-coupled neighbours a bright deposit lights up (1 for IR arrays with IPC, 0 for
+        CCDs); see :func:`intrinsic_shape`.
 
     Returns
     -------
@@ -222,11 +262,45 @@ def classify_components(mask: np.ndarray, *, saturated: np.ndarray | None = None
         saturated = _check("saturated", saturated, mask.shape).astype(bool)
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
     labels = labels.astype(np.int32)
-    return labels, _table(labels, saturated, diffusion_sigma_px)
+    return labels, _table(labels, saturated, diffusion_sigma_px, ipc_ring_px=ipc_ring_px)
+
+
+def classify_by_component(labels: np.ndarray, saturated: np.ndarray | None = None, *,
+                          diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0) -> dict[int, str]:
+    """Classify each instance id of ``labels`` by the 8-connected component of ``labels > 0`` it lies in.
+
+    This is crbench's classification unit for simulated and real CRs alike: a real label map has no
+    event ids, only components, so simulated CRs that touch are classified together too (each
+    instance takes its component's class; an instance split over several components takes the
+    class of its largest part).
+
+    Returns
+    -------
+    dict
+        ``{id: morphology}`` for every non-zero id present in ``labels``.
+    """
+    labels = _check("labels", labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise SampleError(f"labels must be an integer array, got dtype {labels.dtype}")
+    if labels.size == 0 or labels.max() <= 0:
+        return {}
+    if saturated is not None:
+        saturated = _check("saturated", saturated, labels.shape).astype(bool)
+    comp = ndimage.label(labels > 0, structure=np.ones((3, 3), dtype=int))[0].astype(np.int32)
+    table = _table(comp, saturated, diffusion_sigma_px, lazy=True, ipc_ring_px=ipc_ring_px)
+    klass = np.array([""] + list(table.sort_values("id")["morphology"]), dtype=object)
+    sel = labels > 0
+    ids, cids = labels[sel].astype(np.int64), comp[sel].astype(np.int64)
+    pairs, counts = np.unique(np.stack([ids, cids], 1), axis=0, return_counts=True)
+    order = np.lexsort((-counts, pairs[:, 0]))  # per id, its largest part first
+    out: dict[int, str] = {}
+    for (i, c) in pairs[order]:
+        out.setdefault(int(i), str(klass[int(c)]))
+    return out
 
 
 def classify_instances(labels: np.ndarray, saturated: np.ndarray | None = None, *,
-                       diffusion_sigma_px: float = 0.5) -> dict[int, str]:
+                       diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0) -> dict[int, str]:
     """Classify each instance id of a label map (all pixels of an id form one footprint).
 
     Returns
@@ -242,17 +316,18 @@ def classify_instances(labels: np.ndarray, saturated: np.ndarray | None = None, 
     if labels.size == 0 or labels.max() <= 0:
         return {}
     compact, ids = _compact(labels)
-    table = _table(compact, saturated, diffusion_sigma_px, lazy=True)
+    table = _table(compact, saturated, diffusion_sigma_px, lazy=True, ipc_ring_px=ipc_ring_px)
     return {int(ids[int(i)]): m for i, m in zip(table["id"], table["morphology"])}
 
 
 def instance_features(labels: np.ndarray, saturated: np.ndarray | None = None, *,
-                      diffusion_sigma_px: float = 0.5) -> pd.DataFrame:
+                      diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0) -> pd.DataFrame:
     """Feature table (as :func:`classify_components`) per instance id of ``labels``."""
     labels = _check("labels", labels)
     if labels.size == 0 or labels.max() <= 0:
         return _table(np.zeros((1, 1), np.int32), None, diffusion_sigma_px)
     compact, ids = _compact(labels)
-    table = _table(compact, None if saturated is None else np.asarray(saturated, bool), diffusion_sigma_px)
+    table = _table(compact, None if saturated is None else np.asarray(saturated, bool), diffusion_sigma_px,
+                   ipc_ring_px=ipc_ring_px)
     table["id"] = [int(ids[int(i)]) for i in table["id"]]
     return table

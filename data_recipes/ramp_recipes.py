@@ -34,7 +34,9 @@ PROFILES: dict[str, dict[str, Any]] = {
                  "split_counts": (4, 4, 16)},
     "small": {"n_images": 6, "shape": (128, 128), "pattern": "MEDIUM8", "groups": 8, "split_counts": None},
 }
-STANDARD_VERSION = "1"
+#: v2: morphology per 8-connected truth component with the IPC ring taken off (crbench/morphology.py);
+#: the same label as the other simulated standard sets (data_recipes/sim_recipes.py).
+STANDARD_VERSION = "v2"
 _KNOWN = ("n_images", "shape", "pattern", "groups", "seed", "cr_rate_scale")
 
 

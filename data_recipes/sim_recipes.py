@@ -57,7 +57,10 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], str]] = {
 
 
 #: Version of the standard sizes below; recorded in every standard card.
-STANDARD_VERSION = "v1"
+#: v2 (2026-12-04): ACS frames carry detector defects and the GC/GAL scenes real-like confusers
+#: (data_recipes/sim/confusers.py, README "Confusers"); morphology is classified per 8-connected truth
+#: component with the IPC ring taken off on IR arrays (crbench/morphology.py). v1 had neither.
+STANDARD_VERSION = "v2"
 
 #: Standard v1 sizes: name -> options. Test splits hold >= 16 Mpix and val >= 4 Mpix; rare classes are
 #: boosted with more fields or longer exposures (``boost`` says how, recorded in the card), never by
@@ -178,12 +181,33 @@ def make_builder(name: str):
                         "a CR with only halo pixels is no instance",
                 "sources": f"noiseless source flux > {SOURCE_NSIGMA} x sqrt(read_noise^2 + sky + dark) e-",
                 "ignore": "pixels saturated by sources (with bleed trails), dilated 7x7",
-                "morphology": "geometric class of the truth footprint (crbench.morphology); "
+                "morphology": "geometric class of the 8-connected truth component each CR lies in "
+                              "(crbench.morphology.classify_by_component; IPC ring taken off on IR arrays); "
                               "'generator' keeps the simulated particle type",
-            }},
+            }, "confusers": _confusers_card(preset, field)},
         )
 
     return build
+
+
+def _confusers_card(preset: Any, field: str) -> dict[str, Any]:
+    """What in a simulated frame is sharp but not a CR: the detector defects and the field's confusers."""
+    from .sim import scenes
+
+    card: dict[str, Any] = {
+        "detector_defects": preset.defects.to_dict() if preset.defects is not None else None,
+        "defects_rule": "hot pixels and bad columns flagged in DQMASK and ignored by evaluation; warm pixels "
+                        "unflagged, in every exposure of a field" if preset.defects is not None else None,
+    }
+    if field == "gc":
+        card["gc_stars_per_256x256"] = scenes.GC_STARS_PER_AREA
+    if field == "gal":
+        card.update(gal_knots_per_256x256=scenes.GAL_KNOTS_PER_AREA,
+                    gal_compact_knot_share=scenes.GAL_COMPACT_KNOT_SHARE,
+                    gal_knot_flux_x_detection_limit=list(scenes.GAL_KNOT_FLUX),
+                    gal_disk_scale_x_frame=list(scenes.GAL_DISK_SCALE),
+                    gal_disk_peak_x_background_sigma=list(scenes.GAL_DISK_PEAK))
+    return card
 
 
 #: This module's recipes; pyproject.toml's ``crbench.recipes`` entry points name this list.

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     bp.add_argument("--exposure-time", type=float, help="exposure time in seconds (simulated recipes)")
     bp.add_argument("--seed", type=int, help="random seed")
     bp.add_argument("--size", choices=["standard", "small"], default=None,
-                    help="simulated recipes: 'standard' (default; the pinned v1 sizes the leaderboard uses) or "
+                    help="simulated recipes: 'standard' (default; the pinned standard sizes the leaderboard uses) or "
                          "'small' (quick builds for tests and demos, never on the leaderboard)")
     bp.add_argument("--source", metavar="PATH",
                     help="converter recipes: the folder or archive you downloaded from the published record")

@@ -177,20 +177,25 @@ class CRLayer:
         return np.where(self.truth_mask(noise_sigma, rule), self.labels, 0).astype(np.int32)
 
     def truth_instances(self, truth_labels: np.ndarray, *, diffusion_sigma_px: float = 0.5,
-                        classify: bool = True) -> pd.DataFrame:
+                        ipc_ring_px: float = 0.0, classify: bool = True) -> pd.DataFrame:
         """Instance table recounted on ``truth_labels``: events with no truth pixel are dropped,
         ``pixels`` counts truth pixels, ``charge`` is the CR charge on them, ``saturated`` says
         whether any truth pixel is saturated, and ``morphology`` is the geometric class of the
-        truth footprint (:func:`crbench.morphology.classify_instances`)."""
+        8-connected truth component the instance lies in (:func:`crbench.morphology.classify_by_component`)."""
         return instance_table_for(truth_labels, self.charge, self.saturated, self.instances,
-                                  diffusion_sigma_px=diffusion_sigma_px, classify=classify)
+                                  diffusion_sigma_px=diffusion_sigma_px, ipc_ring_px=ipc_ring_px, classify=classify)
+
+
+def ipc_ring_px(preset: InstrumentPreset) -> float:
+    """The IPC ring the morphology rules take off (1 px on arrays with IPC, 0 on CCDs)."""
+    return 1.0 if preset.ipc > 0 else 0.0
 
 
 def instance_table_for(labels: np.ndarray, charge: np.ndarray, saturated: np.ndarray,
-                       events: pd.DataFrame, *, diffusion_sigma_px: float = 0.5,
+                       events: pd.DataFrame, *, diffusion_sigma_px: float = 0.5, ipc_ring_px: float = 0.0,
                        classify: bool = True) -> pd.DataFrame:
     """Per-instance table of ``labels`` (pixels, charge, saturated, morphology) joined to ``events``."""
-    from crbench.morphology import classify_instances
+    from crbench.morphology import classify_by_component
     from crbench.sample import empty_instance_table
 
     flat = labels.ravel()
@@ -212,7 +217,8 @@ def instance_table_for(labels: np.ndarray, charge: np.ndarray, saturated: np.nda
     table["charge"] = q.astype(np.float64)
     table["saturated"] = sat
     if classify:
-        morph = classify_instances(labels, saturated=saturated, diffusion_sigma_px=diffusion_sigma_px)
+        morph = classify_by_component(labels, saturated=saturated, diffusion_sigma_px=diffusion_sigma_px,
+                                      ipc_ring_px=ipc_ring_px)
         table["morphology"] = [morph.get(int(i), "spot") for i in ids]
     else:
         table["morphology"] = "unclassified"
@@ -705,7 +711,7 @@ def simulate_crs(rng: np.random.Generator, shape: tuple[int, int], preset: "Inst
                                "in_frame_charge")})
         table["id"] = table["id"].astype(np.int32)
         table["generator"] = table["generator"].astype(object)
-    instances = instance_table_for(labels, charge, saturated, table,
-                                   diffusion_sigma_px=p.diffusion_sigma_px, classify=classify)
+    instances = instance_table_for(labels, charge, saturated, table, diffusion_sigma_px=p.diffusion_sigma_px,
+                                   ipc_ring_px=ipc_ring_px(p), classify=classify)
     return CRLayer(charge=charge, labels=labels, instances=instances, saturated=saturated & (labels > 0),
                    preset=p.name, exptime=float(exptime))

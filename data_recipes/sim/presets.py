@@ -15,6 +15,8 @@ from typing import Any
 
 from crbench.errors import RegistryError
 
+from .confusers import DefectModel
+
 
 @dataclass(frozen=True)
 class InstrumentPreset:
@@ -66,6 +68,8 @@ class InstrumentPreset:
         Default exposure time in seconds.
     ramp_groups : int
         Groups per up-the-ramp integration (0 = no ramp).
+    defects : DefectModel, optional
+        Hot, warm and bad-column pixels (:mod:`data_recipes.sim.confusers`); None = a perfect detector.
     default_shape : tuple of int
         Native frame shape (H, W) used where a recipe wants "a full frame".
     notes : str
@@ -99,6 +103,7 @@ class InstrumentPreset:
     default_shape: tuple[int, int] = (2048, 2048)
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    defects: DefectModel | None = None
 
     @property
     def pixel_area_cm2(self) -> float:
@@ -135,6 +140,12 @@ class InstrumentPreset:
 
 PER_MIN = 1.0 / 60.0
 
+#: ACS/WFC detector defects (docs/physics.md#confusers). The flag threshold 0.08 e-/s is the ACS
+#: hot-pixel definition (approximate, ACS Instrument Handbook); the fractions are UNSOURCED and TUNED so
+#: that LACosmic's EX/GC/GAL ordering follows the deepCR paper (README, "Confusers").
+ACS_DEFECTS = DefectModel(hot_fraction=0.01, hot_rate=(0.08, 1.0), warm_fraction=0.003, warm_rate=(0.01, 0.08),
+                          columns_per_mpix=2.0, column_rate=0.05)
+
 PRESETS: dict[str, InstrumentPreset] = {
     "hst-acs-wfc": InstrumentPreset(
         name="hst-acs-wfc",
@@ -164,6 +175,7 @@ PRESETS: dict[str, InstrumentPreset] = {
         exptime=1000.0,
         default_shape=(2048, 4096),   # one WFC chip
         notes="ACS/WFC Instrument Handbook: 1.5-3% of pixels hit per 1000 s, 4-5 px per hit, median ~1000 e-",
+        defects=ACS_DEFECTS,
     ),
     "decam": InstrumentPreset(
         name="decam",

@@ -21,7 +21,7 @@ from crbench.sample import Sample
 from crbench.stcal_bridge import fit_rate, stcal_version
 from crbench.truth import TruthRule
 
-from .physics import TRUTH_RULE, simulate_crs
+from .physics import TRUTH_RULE, ipc_ring_px, simulate_crs
 from .presets import InstrumentPreset, get_preset
 from .ramps import ONEF_SIGMA, REFPIX_SIGMA, Readout, add_showers, full_well, simulate_ramp
 from .scenes import IGNORE_DILATE, SOURCE_NSIGMA, background_sigma, make_scene
@@ -55,7 +55,7 @@ def simulate_ramp_sample(rng: np.random.Generator, sample_id: str, preset: "Inst
     image = (fit_rate(sim.groups, **fit) * t_eff).astype(np.float32)
     clean = (fit_rate(sim.groups - sim.cr_groups.astype(np.float32), **fit) * t_eff).astype(np.float32)
     labels = np.where(sim.truth, cr.labels, 0).astype(np.int32)
-    table = cr.truth_instances(labels, diffusion_sigma_px=p.diffusion_sigma_px)
+    table = cr.truth_instances(labels, diffusion_sigma_px=p.diffusion_sigma_px, ipc_ring_px=ipc_ring_px(p))
     src_sat = expected_end >= p.saturation
     ignore = ndimage.binary_dilation(src_sat, structure=np.ones((IGNORE_DILATE, IGNORE_DILATE), bool)) \
         if src_sat.any() else np.zeros(shape, bool)

@@ -43,12 +43,26 @@ from crbench.sample import Sample
 
 from crbench.truth import TruthRule, apply_truth_rule
 
-from .physics import TRUTH_RULE, CRLayer, bleed_columns, simulate_crs
+from .confusers import Defects, draw_defects
+from .physics import TRUTH_RULE, CRLayer, bleed_columns, ipc_ring_px, simulate_crs
 from .presets import InstrumentPreset, get_preset
 
 FIELDS = ("ex", "gc", "gal")
 #: Sources mask threshold in units of the background noise sigma.
 SOURCE_NSIGMA = 1.0
+
+#: Stars of a 'gc' field per 256x256 (Plummer cloud; the fields of deepCR's GC set are cluster
+#: outskirts, crowded but resolved).
+GC_STARS_PER_AREA = 300
+#: Star-forming knots of a 'gal' field per 256x256, and the share that are compact (HII regions at
+#: the PSF limit, rendered with the PSF itself; the rest are resolved, 1.8x the PSF width).
+GAL_KNOTS_PER_AREA = 1500
+GAL_COMPACT_KNOT_SHARE = 0.7
+GAL_KNOT_FLUX = (3.0, 3000.0)
+#: Disk scale length of a 'gal' field (fraction of the frame) and its peak surface brightness
+#: (multiples of the background sigma).
+GAL_DISK_SCALE = (0.3, 0.6)
+GAL_DISK_PEAK = (100.0, 1000.0)
 #: Dilation (square side, px) of source-saturated pixels into the ignore mask (deepCR uses 7x7).
 IGNORE_DILATE = 7
 
@@ -226,7 +240,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         # Plummer cloud centred in or near the frame
         xc, yc = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h)
         a = rng.uniform(0.3, 0.8) * max(h, w)
-        n = rng.poisson(2000 * area)
+        n = rng.poisson(GC_STARS_PER_AREA * area)
         u = rng.uniform(0.02, 0.999, n)
         rr = a / np.sqrt(u ** (-2 / 3) - 1)
         ang = rng.uniform(0, 2 * np.pi, n)
@@ -241,7 +255,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
     else:  # gal
         xc, yc = rng.uniform(0.3 * w, 0.7 * w), rng.uniform(0.3 * h, 0.7 * h)
         scale = max(h, w)
-        r_d = rng.uniform(0.15, 0.35) * scale
+        r_d = rng.uniform(*GAL_DISK_SCALE) * scale
         q = rng.uniform(0.4, 1.0)
         pa = rng.uniform(0, np.pi)
         yy, xx = np.mgrid[0:h, 0:w]
@@ -254,19 +268,27 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         pitch = np.tan(np.radians(rng.uniform(12, 30)))
         arms = 1 + 0.7 * np.cos(m_arms * (phi - np.log(rr / r_d + 1e-3) / pitch))
         disk = np.exp(-rr / (r_d / 1.678)) * arms
-        extended += disk / disk.max() * sig * rng.uniform(8, 40)
+        extended += disk / disk.max() * sig * rng.uniform(*GAL_DISK_PEAK)
         bulge_flux = sig * rng.uniform(300, 3000) * max(1.0, p.psf_fwhm) ** 2
         add_sersic(extended, xc, yc, bulge_flux, rng.uniform(0.03, 0.08) * scale, 4.0, q, pa)
         # star-forming knots following the arms
-        n_k = rng.poisson(150 * area)
+        n_k = rng.poisson(GAL_KNOTS_PER_AREA * area)
         cand = rng.uniform(0, 1, (n_k * 8, 2)) * [w, h]
         iy = np.clip(cand[:, 1].astype(int), 0, h - 1)
         ix = np.clip(cand[:, 0].astype(int), 0, w - 1)
         pr = disk[iy, ix] / disk.max()
         pick = cand[rng.random(len(cand)) < pr][:n_k]
-        kf = _power_law(rng, len(pick), 0.5 * f_min, 30 * f_min, 1.2)
-        knots = render_points(shape, pick[:, 0], pick[:, 1], kf, p.with_(psf="gaussian", psf_fwhm=p.psf_fwhm * 1.8))
+        kf = _power_law(rng, len(pick), GAL_KNOT_FLUX[0] * f_min, GAL_KNOT_FLUX[1] * f_min, 1.2)
+        n_c = int(round(GAL_COMPACT_KNOT_SHARE * len(pick)))
+        knots = render_points(shape, pick[n_c:, 0], pick[n_c:, 1], kf[n_c:],
+                              p.with_(psf="gaussian", psf_fwhm=p.psf_fwhm * 1.8))
         extended += knots
+        if n_c:  # compact knots are point-like: rendered with the PSF below, like stars
+            stars_x.append(pick[:n_c, 0])
+            stars_y.append(pick[:n_c, 1])
+            stars_f.append(kf[:n_c])
+            rows.extend(("knot", float(a), float(b), float(c), np.nan, np.nan)
+                        for a, b, c in zip(pick[:n_c, 0], pick[:n_c, 1], kf[:n_c]))
         add_stars(rng.poisson(5 * area), 0.7)
         rows.append(("galaxy", xc, yc, float(disk.sum()), r_d, 1.0))
     if extended.any():
@@ -286,11 +308,14 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
 # exposures and samples
 # --------------------------------------------------------------------------------------------
 
-def instrument_dqmask(image: np.ndarray, preset: InstrumentPreset) -> np.ndarray:
+def instrument_dqmask(image: np.ndarray, preset: InstrumentPreset, defects: Defects | None = None) -> np.ndarray:
     """The instrument mask of a simulated exposure: pixels read out at full well (``DQ_SATURATED``,
-    sources and CRs alike, as a real readout flags them; within one ADU after quantisation).
-    The simulator has no dead columns or hot pixels."""
-    return saturation_dqmask(image, preset.saturation, tolerance=preset.gain)
+    sources and CRs alike, as a real readout flags them; within one ADU after quantisation), plus
+    the flagged hot pixels and bad columns of ``defects`` (:mod:`data_recipes.sim.confusers`)."""
+    dq = saturation_dqmask(image, preset.saturation, tolerance=preset.gain)
+    if defects is not None:
+        dq = dq | defects.dq
+    return dq
 
 
 def _quantise(img: np.ndarray, gain: float) -> np.ndarray:
@@ -379,12 +404,19 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
     if n_exposures < 1:
         raise CRBenchError(f"sample {sample_id!r}: exposures must be >= 1, got {n_exposures}")
     scene = make_scene(rng, shape, p, field, t)
+    # a preset without defects draws nothing, so its random stream (and content hash) is unchanged
+    defects = draw_defects(np.random.default_rng(int(rng.integers(2**63))), shape, p.defects, t) \
+        if p.defects is not None else None
     bg = (p.sky_rate + p.dark_rate) * t
     expected = scene.flux + bg
+    if defects is not None:
+        expected = expected + defects.dark
     noise_sigma = np.sqrt(p.read_noise**2 + expected)
     src_sat = bleed_columns(expected, p.saturation)[1] if p.detector == "ccd" else expected >= p.saturation
     ignore = ndimage.binary_dilation(src_sat, structure=np.ones((IGNORE_DILATE, IGNORE_DILATE), bool)) \
         if src_sat.any() else np.zeros(shape, bool)
+    if defects is not None:  # flagged pixels are ignored, as deepCR's protocol ignores DQ-flagged pixels
+        ignore = ignore | defects.flagged
     sources = (scene.flux - scene.diffuse) > SOURCE_NSIGMA * background_sigma(p, t)
     frames, ramp_arr = [], None
     truth = labels = halo = None
@@ -406,7 +438,7 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
             truth, halo = apply_truth_rule(significance, present, rule)
             labels = np.where(truth, cr.labels, 0).astype(np.int32)
             truth = labels > 0
-            table = cr.truth_instances(labels, diffusion_sigma_px=sig_morph)
+            table = cr.truth_instances(labels, diffusion_sigma_px=sig_morph, ipc_ring_px=ipc_ring_px(p))
             halo_ids = np.setdiff1d(np.unique(cr.labels[halo]), np.unique(labels[truth]))
             halo_only = int(np.count_nonzero(halo_ids))
             sim_truth = SimulatedTruth(significance=significance, present=present, layer=cr,
@@ -423,5 +455,5 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
     sample = Sample(id=sample_id, image=frames[0], truth=truth, ignore=ignore, labels=labels,
                     instances=round_table(table) if table is not None else table, sources=sources, halo=halo,
                     exposures=np.stack(frames[1:]) if len(frames) > 1 else None, ramp=ramp_arr,
-                    meta=meta, dqmask=instrument_dqmask(frames[0], p)).validate()
+                    meta=meta, dqmask=instrument_dqmask(frames[0], p, defects)).validate()
     return sample, sim_truth
