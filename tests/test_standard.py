@@ -131,3 +131,38 @@ def test_cli_export_and_build_size(tmp_path, capsys):
     assert "not the standard size" in capsys.readouterr().out
     assert main(["datasets", "export", str(out), "--out", str(tmp_path / "arch")]) == 0
     assert (tmp_path / "arch" / "sim-hst-acs-ex.tar.gz").exists()
+
+
+def test_pin_standard_pins_refuses_and_keeps(tmp_path, monkeypatch):
+    """leaderboard/pin_standard.py: pins a standard build's hash, keeps an unmoved one, refuses the rest."""
+    import importlib.util
+
+    from crbench.dataset import update_card
+    from crbench.errors import CRBenchError
+    from crbench.recipes import data_dir
+
+    spec = importlib.util.spec_from_file_location("pin_standard", Path(__file__).resolve().parents[1]
+                                                  / "leaderboard" / "pin_standard.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = data_dir() / "datasets" / "sim-hst-acs-ex"
+    built = build_dataset("sim-hst-acs-ex", root, progress=False, size="small", **SMALL)
+    reg = _registry(tmp_path, "sim-decam", {"content_hash": "1" * 64, "standard": "v1"})
+    with pytest.raises(CRBenchError, match="not a standard build"):
+        mod.pin(["sim-hst-acs-ex"], reg)
+    ds = update_card(built, size="standard", standard="v2")
+    assert mod.pin(["sim-hst-acs-ex"], reg) == {"sim-hst-acs-ex": "new"}
+    sets = json.loads(reg.read_text())["sets"]
+    assert sets["sim-hst-acs-ex"]["content_hash"] == ds.content_hash
+    assert sets["sim-hst-acs-ex"]["standard"] == "v2"
+    assert sets["sim-decam"]["content_hash"] == "1" * 64  # other sets untouched
+    assert mod.pin(["sim-hst-acs-ex"], reg) == {"sim-hst-acs-ex": "kept"}
+    # a sample edited after the build: the hash no longer matches the card, nothing is pinned
+    sample = sorted((root / "samples").iterdir())[0]
+    data = bytearray(sample.read_bytes())
+    data[-10] ^= 0xFF
+    sample.write_bytes(bytes(data))
+    before = reg.read_text()
+    with pytest.raises(CRBenchError):
+        mod.pin(["sim-hst-acs-ex"], reg)
+    assert reg.read_text() == before
