@@ -22,7 +22,8 @@ does: Poisson(background) + the CR charge + Normal(0, r), clipped at a 16-bit AD
 electrons. The CRs are drawn ONCE per background (``data_recipes.sim.physics.simulate_crs``, preset
 ``--preset``, 60 s, rate x ``--rate-scale``) and injected unchanged in every cell; the truth is that
 layer under crbench's truth rule (:mod:`crbench.truth`) with the cell's noise sigma
-``sqrt(r^2 + background + g^2/12)`` (read, shot and quantisation noise), so a faint CR can be truth in a
+``sqrt(r^2 + background + g^2/12)`` (read, shot and quantisation noise; the simulator's recipes leave
+the quantisation term out, which at 20 e-/ADU is 5.8 e-), so a faint CR can be truth in a
 quiet cell and halo in a noisy one. Saturated pixels are ignored. Two companion exposures per sample
 (the same background, independent noise and independent CRs, also the same in every cell; not in
 truth) serve the median detector.
@@ -47,6 +48,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -54,8 +56,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+# One native thread per library unless the user set them: astroscrappy's and torch's OpenMP runtimes in one
+# process oversubscribe a small or shared machine (set before either loads; as tests/conftest.py does).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

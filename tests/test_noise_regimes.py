@@ -118,7 +118,6 @@ def test_quick_run_median_end_to_end(nr, basic_dataset, tmp_path, capsys):
     assert (tmp_path / "noise_regimes.md").read_text().startswith("| cell |")
 
 
-@pytest.mark.slow
 def test_quick_run_lacosmic_and_median(nr, basic_dataset, tmp_path, capsys):
     assert _quick(nr, basic_dataset, tmp_path, "lacosmic,median") == 0
     out = capsys.readouterr().out
