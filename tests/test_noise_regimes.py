@@ -1,0 +1,140 @@
+"""benchmarks/noise_regimes.py: the same CRs in every noise cell, sky scaling, ADU quantisation, grid
+checks, and an end-to-end --quick run scored by crbench's harness."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "noise_regimes.py"
+
+
+@pytest.fixture(scope="module")
+def nr():
+    spec = importlib.util.spec_from_file_location("noise_regimes", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses resolve their annotations through sys.modules
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def _background(shape=(64, 80), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bg = 300.0 + rng.gamma(2.0, 20.0, shape)
+    bg[20:23, 30:33] += 5000.0  # a star
+    return bg
+
+
+def test_same_crs_in_every_cell_truth_nested_by_noise(nr):
+    inj = nr.draw_injections([_background()], rate_scale=200.0, seed=1)[0]
+    present = inj.primary.labels > 0
+    assert present.any()
+    grid = nr.make_grid([2.0, 100.0], [1.0, 10000.0], [0.5, 20.0])
+    samples = {c: nr.cell_samples([inj], c, k, seed=1)[0] for k, c in enumerate(grid)}
+    for cell, s in samples.items():
+        # truth lies on the shared CR layer and keeps that layer's instance ids
+        assert not (s.truth & ~present).any(), cell.name
+        assert np.array_equal(s.labels[s.truth], inj.primary.labels[s.truth])
+    quiet = samples[nr.Cell(2.0, 1.0, 0.5)]
+    noisy = samples[nr.Cell(100.0, 10000.0, 20.0)]
+    assert quiet.truth.sum() > noisy.truth.sum() > 0
+    assert not (noisy.truth & ~quiet.truth).any()  # lower noise: a superset of the same CR pixels
+    # the CR charge is the same in every cell: a noise-free check through the cell's image minus its noise draw
+    for k, cell in enumerate(grid):
+        rng = np.random.default_rng([1, 1, k, 0])
+        bg = nr.scale_to_sky(inj.background, cell.sky)
+        no_cr = nr.observe(rng, bg, cell, None)
+        diff = samples[cell].image.astype(np.float64) - no_cr
+        # identical noise stream: the difference is the CR charge up to one ADU step (and clipping)
+        assert np.all(np.abs(diff - inj.primary.charge)[~samples[cell].ignore] <= cell.gain + 1e-3)
+
+
+def test_sky_scaling_hits_the_requested_median_and_keeps_structure(nr):
+    bg = _background()
+    for sky in (1.0, 100.0, 10000.0):
+        out = nr.scale_to_sky(bg, sky)
+        assert np.median(out) == pytest.approx(sky, rel=1e-12)
+        assert np.allclose(out / sky, bg / np.median(bg))
+
+
+def test_gain_quantisation_puts_values_on_the_adu_grid(nr):
+    rng = np.random.default_rng(0)
+    for gain in (0.5, 4.0, 20.0):
+        cell = nr.Cell(10.0, 100.0, gain)
+        img = nr.observe(rng, nr.scale_to_sky(_background(), cell.sky), cell, None)
+        adu = img / gain
+        assert np.allclose(adu, np.round(adu), atol=1e-9)
+        assert len(np.unique(np.round(adu))) > 10
+
+
+@pytest.mark.parametrize("kw, option", [
+    ({"read_noise": [-1.0], "sky": [1.0], "gain": [1.0]}, "--read-noise"),
+    ({"read_noise": [1.0], "sky": [1.0], "gain": [0.0]}, "--gain"),
+    ({"read_noise": [1.0], "sky": [0.0], "gain": [1.0]}, "--sky"),
+    ({"read_noise": [1.0], "sky": [float("nan")], "gain": [1.0]}, "--sky"),
+])
+def test_bad_grid_value_names_the_option(nr, kw, option):
+    from crbench.errors import CRBenchError
+
+    with pytest.raises(CRBenchError, match=option):
+        nr.make_grid(**kw)
+
+
+def test_bad_grid_value_on_the_command_line_is_one_clear_line(nr, capsys):
+    assert nr.main(["--quick", "--gain", "0", "--detectors", "median"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gain" in err[0] and "> 0" in err[0]
+
+
+def _quick(nr, basic_dataset, tmp_path, detectors):
+    return nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                    "--crop", "64,64", "--detectors", detectors, "--rate-scale", "300", "--out", str(tmp_path)])
+
+
+def _table(text: str) -> list[list[str]]:
+    rows = [ln for ln in text.splitlines() if ln.startswith("| rn")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in rows]
+
+
+def test_quick_run_median_end_to_end(nr, basic_dataset, tmp_path, capsys):
+    assert _quick(nr, basic_dataset, tmp_path, "median") == 0
+    out = capsys.readouterr().out
+    rows = _table(out)
+    assert len(rows) == 8  # 2x2x2 quick grid
+    for r in rows:
+        assert int(r[4]) > 0 and math.isfinite(float(r[5]))  # truth pixels, median AP
+    assert out.strip().splitlines()[-1] == "cells_where_attention-unet_below_classical: n/a (not scored)"
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "noise_regimes.csv")
+    assert len(df) == 8 and set(df.detector) == {"median"}
+    assert (tmp_path / "noise_regimes.md").read_text().startswith("| cell |")
+
+
+def test_quick_run_lacosmic_and_median(nr, basic_dataset, tmp_path, capsys):
+    assert _quick(nr, basic_dataset, tmp_path, "lacosmic,median") == 0
+    out = capsys.readouterr().out
+    header = next(ln for ln in out.splitlines() if ln.startswith("| cell |"))
+    assert "lacosmic AP" in header and "median AP" in header
+    rows = _table(out)
+    assert len(rows) == 8 and all(math.isfinite(float(r[7])) for r in rows)  # median AP column
+
+
+def test_below_classical_check(nr):
+    import pandas as pd
+
+    df = pd.DataFrame([
+        {"cell": "a", "detector": "median", "ap": 0.8}, {"cell": "a", "detector": "attention-unet", "ap": 0.7},
+        {"cell": "b", "detector": "median", "ap": 0.4}, {"cell": "b", "detector": "attention-unet", "ap": 0.1},
+        {"cell": "c", "detector": "lacosmic", "ap": 0.6}, {"cell": "c", "detector": "attention-unet", "ap": 0.9},
+        {"cell": "d", "detector": "lacosmic", "ap": 0.6}, {"cell": "d", "detector": "attention-unet",
+                                                            "ap": float("nan")},
+    ])
+    assert nr.below_classical(df, "attention-unet") == ["a", "d"]
