@@ -8,10 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from crbench.errors import DetectorError  # noqa: E402
-from crbench.sample import Sample  # noqa: E402
-
-from baselines.unet.data import (  # noqa: E402
+from baselines.unet.data import (
     SOFTENING,
     PatchSampler,
     normalization_method,
@@ -20,7 +17,7 @@ from baselines.unet.data import (  # noqa: E402
     normalize_observation,
     normalize_sample_image,
 )
-from baselines.unet.noise_aug import (  # noqa: E402
+from baselines.unet.noise_aug import (
     EXTRA_SKY_RANGE,
     GAIN_RANGE,
     READ_NOISE_RANGE,
@@ -28,7 +25,9 @@ from baselines.unet.noise_aug import (  # noqa: E402
     apply_noise_regime,
     draw_noise_regime,
 )
-from baselines.unet.weights import WEIGHTS_DIR, file_sha256, load_weights, save_weights  # noqa: E402
+from baselines.unet.weights import WEIGHTS_DIR, file_sha256, load_weights, save_weights
+from crbench.errors import DetectorError
+from crbench.sample import Sample
 
 #: (gain e-/ADU, read noise e-, sky e-): HST-like, DECam-like, a high-gain ground camera, a faint sky
 #: with a huge read noise.

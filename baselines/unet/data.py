@@ -42,8 +42,9 @@ Ignore masks: pixels in ``sample.ignore`` get zero weight in every loss (``valid
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage

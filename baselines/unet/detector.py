@@ -6,16 +6,16 @@ the image as in training (:mod:`.data`), runs seamless tiled inference in float3
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from crbench.detectors.base import Detector
-from crbench.observation import Observation
-
 from crbench.errors import DatasetError, DetectorError
+from crbench.observation import Observation
 
 from .data import normalization_method, normalize_observation
 from .inference import predict_logits, sigmoid

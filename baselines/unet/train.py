@@ -38,8 +38,9 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,10 +52,10 @@ from crbench.metrics import ap as curve_ap
 from crbench.metrics import exact_curve, tpr_at_fpr
 
 from .data import NORMALIZATIONS, PatchSampler, normalize_observation
-from .noise_aug import EXTRA_SKY_RANGE, GAIN_RANGE, READ_NOISE_RANGE
 from .inference import predict_logits
 from .losses import LOSSES, compute_loss
 from .models import ARCHITECTURES, UNet, build_model, count_parameters
+from .noise_aug import EXTRA_SKY_RANGE, GAIN_RANGE, READ_NOISE_RANGE
 from .weights import WEIGHTS_DIR, save_weights
 
 #: Detector name <-> architecture.
