@@ -28,11 +28,23 @@ Augmentation
 The normalisation constants follow the augmentation analytically (``c -> f c + delta``,
 ``s -> sqrt(f^2 s^2 + delta)``) so training sees what inference on such an image would.
 
+Noise-model normalisation (``normalization='noise-model'``)
+--------------------------------------------------------
+:func:`normalize_noise_model` divides by the noise the detector's model predicts for the
+background, ``sqrt(read_noise^2 + sky + gain^2/12)`` (gain, read noise and sky from the image's
+meta, :func:`noise_meta`), instead of the image's measured MAD, so a CR of a given significance
+gives the same input in every noise regime. A net records which normalisation it was trained
+with in its weight file (:func:`normalization_record`); weight files without the record, or with
+the legacy method string, use ``image-stats``. Several datasets, the noise-regime augmentation
+and this normalisation are options of :class:`PatchSampler` (see :mod:`.noise_aug`).
+
 Ignore masks: pixels in ``sample.ignore`` get zero weight in every loss (``valid`` = 0).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -40,6 +52,8 @@ from scipy import ndimage
 from crbench.dataset import Dataset
 from crbench.errors import DatasetError
 from crbench.sample import Sample
+
+from .noise_aug import apply_noise_regime, draw_noise_regime
 
 #: asinh softening, in units of the image's robust noise.
 SOFTENING = 5.0
@@ -83,6 +97,166 @@ def normalize_sample_image(image: np.ndarray, ignore: np.ndarray | None = None) 
     return normalize(np.nan_to_num(image, nan=c, posinf=c, neginf=c), c, s)
 
 
+#: Normalisation methods a net can be trained with (the weight file's ``normalization["method"]``).
+NORMALIZATIONS = ("image-stats", "noise-model")
+#: The ``normalization["method"]`` string of weight files written before the noise-model option;
+#: it means ``image-stats``.
+LEGACY_IMAGE_STATS_METHOD = "asinh((image - median) / (1.4826 MAD * softening))"
+
+
+def normalization_record(method: str) -> dict[str, Any]:
+    """The ``normalization`` record a weight file stores for ``method`` (one of :data:`NORMALIZATIONS`).
+
+    ``image-stats`` keeps the record of the weight files written before the noise-model option
+    (so retraining a shipped net reproduces its file byte for byte).
+    """
+    if method == "image-stats":
+        return {"method": LEGACY_IMAGE_STATS_METHOD, "softening": SOFTENING}
+    if method == "noise-model":
+        return {"method": "noise-model",
+                "formula": "asinh((image - median) / (sqrt(read_noise^2 + max(sky, 0) + gain^2/12) * softening))",
+                "softening": SOFTENING}
+    raise DatasetError(f"unknown normalisation {method!r}; expected one of {', '.join(NORMALIZATIONS)}")
+
+
+def normalization_method(record: Mapping[str, Any] | None) -> str:
+    """Which of :data:`NORMALIZATIONS` a weight file's ``normalization`` record asks for.
+
+    No record, the legacy method string or ``'image-stats'`` mean ``image-stats``;
+    ``'noise-model'`` means ``noise-model``; anything else raises :class:`DatasetError`.
+    """
+    method = (record or {}).get("method") if isinstance(record, Mapping) else None
+    if method in (None, LEGACY_IMAGE_STATS_METHOD, "image-stats"):
+        return "image-stats"
+    if method == "noise-model":
+        return "noise-model"
+    raise DatasetError(f"unknown normalisation method {method!r}; this crbench knows "
+                       f"{', '.join(NORMALIZATIONS)} (and the legacy {LEGACY_IMAGE_STATS_METHOD!r})")
+
+
+def noise_meta(meta: Mapping[str, Any] | None) -> tuple[float, float, float]:
+    """``(gain, read_noise, sky)`` for :func:`normalize_noise_model` from an image's meta.
+
+    ``gain`` defaults to 1 e-/ADU and ``read_noise`` to 0 e- when absent or not finite. ``sky`` is
+    the Poisson background in electrons: the meta ``sky`` plus the meta ``dark`` (the dark current
+    is Poisson noise too, and the simulated presets record it apart from the sky); NaN when the
+    meta has no finite ``sky`` (the normaliser then uses the image's median).
+    """
+    meta = meta or {}
+
+    def num(key: str, default: float) -> float:
+        try:
+            v = float(meta.get(key, default))
+        except (TypeError, ValueError):
+            return default
+        return v if np.isfinite(v) else default
+
+    gain = num("gain", 1.0)
+    gain = gain if gain > 0 else 1.0
+    read_noise = max(num("read_noise", 0.0), 0.0)
+    sky = num("sky", float("nan"))
+    if np.isfinite(sky):
+        sky += max(num("dark", 0.0), 0.0)
+    return gain, read_noise, sky
+
+
+def noise_model_sigma(*, gain: float, read_noise: float, sky: float) -> float:
+    """Per-pixel noise (e-) of a background ``sky`` e-: ``sqrt(read_noise^2 + max(sky, 0) + gain^2/12)``."""
+    var = float(read_noise) ** 2 + max(float(sky), 0.0) + float(gain) ** 2 / 12.0
+    return float(np.sqrt(max(var, 1e-12)))
+
+
+def noise_model_center(image: np.ndarray, bad: np.ndarray | None = None, *, step: float = 1.0) -> float:
+    """Background level of an image: the median of its good pixels, interpolated within the
+    quantisation step.
+
+    On a frame quantised to ``step`` e- (the gain) the plain median is a grid value, up to
+    ``step / 2`` from the true level (a third of sigma for a 39 e-/ADU camera with 58 e- noise).
+    The grouped-data median fixes that: with ``m`` the median, ``n_below`` the pixels under
+    ``m - step/2`` and ``n_at`` those within ``step/2`` of ``m``, the level is
+    ``m - step/2 + step * (N/2 - n_below) / n_at``. On unquantised data it stays within
+    ``step/2`` of the median.
+    """
+    sub = np.asarray(image, dtype=np.float64)
+    if bad is not None:
+        good = ~np.asarray(bad, dtype=bool)
+        sub = sub[good] if good.any() else sub.ravel()
+    sub = sub[np.isfinite(sub)].ravel()
+    if sub.size == 0:
+        return 0.0
+    m = float(np.median(sub))
+    half = 0.5 * float(step)
+    if not half > 0:
+        return m
+    n_below = int(np.count_nonzero(sub < m - half))
+    n_at = int(np.count_nonzero(np.abs(sub - m) <= half))
+    if n_at == 0:
+        return m
+    return m - half + float(step) * (0.5 * sub.size - n_below) / n_at
+
+
+def normalize_noise_model(image: np.ndarray, *, gain: float, read_noise: float, sky: float,
+                          bad: np.ndarray | None = None, center: float | None = None,
+                          softening: float = SOFTENING) -> np.ndarray:
+    """Significance input: ``asinh((image - background) / (sigma * softening))``, float32.
+
+    ``sigma = sqrt(read_noise^2 + max(sky_var, 0) + gain^2/12)`` is the noise of the background from
+    the detector's noise model (read noise, Poisson noise of the background, quantisation to the
+    gain's ADU step), so the net sees each pixel's significance above the background whatever
+    the gain, read noise, sky level or exposure time; the asinh compression is that of
+    :func:`normalize`.
+
+    Parameters
+    ----------
+    image : ndarray (H, W)
+        Image in electrons, background included.
+    gain : float
+        e-/ADU (sets the quantisation noise ``gain^2/12``).
+    read_noise : float
+        Read noise in e-.
+    sky : float
+        Poisson background level in e- (sky plus dark current, see :func:`noise_meta`); when not
+        finite, the median of the good pixels is used.
+    bad : ndarray of bool, optional
+        Pixels left out of the median (instrument mask).
+    center : float, optional
+        Level subtracted; default :func:`noise_model_center` of the good pixels with the gain as
+        quantisation step (whole image, so tiled inference has no seams). This robust image level
+        rather than the meta ``sky`` is subtracted because the meta level may leave out dark
+        current or bias residuals (``sim-ground-small``: sky 1680 e-, dark 300 e-, a 5-sigma
+        offset); the meta ``sky`` sets the Poisson variance.
+    softening : float
+        asinh softening in units of ``sigma``.
+
+    Returns
+    -------
+    ndarray of float32, shape of ``image``.
+    """
+    if center is None:
+        center = noise_model_center(image, bad, step=gain)
+    if sky is None or not np.isfinite(sky):
+        sky = center
+    sigma = noise_model_sigma(gain=gain, read_noise=read_noise, sky=sky)
+    img = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=center, posinf=center, neginf=center)
+    z = (img - np.float32(center)) / np.float32(sigma * softening)
+    return np.arcsinh(z).astype(np.float32, copy=False)
+
+
+def normalize_observation(method: str, image: np.ndarray, meta: Mapping[str, Any] | None,
+                          bad: np.ndarray | None = None) -> np.ndarray:
+    """Normalise a whole image by ``method`` (:data:`NORMALIZATIONS`), as the detector does.
+
+    ``image-stats`` is exactly :func:`normalize_sample_image`; ``noise-model`` is
+    :func:`normalize_noise_model` with :func:`noise_meta` of ``meta``.
+    """
+    if method == "image-stats":
+        return normalize_sample_image(image, bad)
+    if method == "noise-model":
+        gain, read_noise, sky = noise_meta(meta)
+        return normalize_noise_model(image, gain=gain, read_noise=read_noise, sky=sky, bad=bad)
+    raise DatasetError(f"unknown normalisation {method!r}; expected one of {', '.join(NORMALIZATIONS)}")
+
+
 def median_frame(sample: Sample) -> np.ndarray:
     """A CR-free estimate of the scene: the median of the image and its companion exposures,
     or a 5x5 median filter of the image when there are fewer than two companions."""
@@ -116,16 +290,24 @@ class _Item:
     center: float
     scale: float
     sample_id: str
+    group: int = 0
+    gain: float = 1.0
+    read_noise: float = 0.0
+    sky: float = float("nan")
+    level: float = float("nan")
 
 
 @dataclass
 class PatchSampler:
-    """Deterministic random patch batches from one split of a crbench dataset.
+    """Deterministic random patch batches from one split of one or several crbench datasets.
 
     Parameters
     ----------
-    dataset : Dataset
-        Labelled dataset (every sample must have ``truth``).
+    dataset : Dataset or sequence of Dataset
+        Labelled dataset(s) (every sample must have ``truth``). With several, each patch first
+        draws a dataset with equal probability (``1/len(datasets)``, whatever their sizes), then
+        a sample of that dataset with probability proportional to its area; with one, the draw
+        is exactly that of a single-dataset sampler.
     split : str
         Split to sample from (``'train'``).
     patch : int
@@ -135,12 +317,21 @@ class PatchSampler:
     seed : int
         Seed of the sampling and augmentation stream.
     augment : bool
-        Sky, flux and dihedral augmentation.
+        Dihedral augmentation, plus the sky and flux augmentation (module docstring) unless
+        ``noise_aug`` replaces them; with ``normalization='noise-model'`` the flux augmentation
+        is off (scaling electrons breaks the Poisson noise model) and the sky augmentation raises
+        the sky handed to the normaliser.
     sky_aug, flux_aug : float
         Augmentation ranges (module docstring).
+    normalization : str
+        ``'image-stats'`` (:func:`normalize`, the default) or ``'noise-model'``
+        (:func:`normalize_noise_model` with each sample's meta gain, read noise and sky).
+    noise_aug : bool
+        Move every patch to a random noise regime (:mod:`.noise_aug`); the normaliser gets the
+        patch's new gain, read noise and sky. :attr:`last_regimes` holds the last batch's regimes.
     """
 
-    dataset: Dataset
+    dataset: Dataset | Sequence[Dataset]
     split: str = "train"
     patch: int = 128
     batch: int = 8
@@ -148,30 +339,63 @@ class PatchSampler:
     augment: bool = True
     sky_aug: float = 3.0
     flux_aug: float = 2.0
+    normalization: str = "image-stats"
+    noise_aug: bool = False
     items: list[_Item] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise DatasetError(f"unknown normalisation {self.normalization!r}; expected one of "
+                               f"{', '.join(NORMALIZATIONS)}")
         self.rng = np.random.default_rng(self.seed)
-        for sample in self.dataset.iter_samples(self.split):
-            if sample.truth is None:
-                raise DatasetError(f"dataset {self.dataset.name!r} sample {sample.id!r} has no truth mask; "
-                                   "training needs labelled samples")
-            ignore = sample.ignore_or_false()
-            # normalise as at inference: statistics outside the instrument mask (what a detector sees)
-            c, s = image_stats(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
-            img = sample.image.astype(np.float32)
-            pad_h = max(0, self.patch - img.shape[0])
-            pad_w = max(0, self.patch - img.shape[1])
-            arrays = [img, sample.truth.astype(np.float32), (~ignore).astype(np.float32),
-                      source_weight_map(sample, c, s)]
-            if pad_h or pad_w:
-                arrays = [np.pad(a, ((0, pad_h), (0, pad_w)), mode="reflect") for a in arrays[:1]] + \
-                         [np.pad(a, ((0, pad_h), (0, pad_w)), mode="constant") for a in arrays[1:]]
-            self.items.append(_Item(*arrays, center=c, scale=s, sample_id=sample.id))
-        if not self.items:
-            raise DatasetError(f"dataset {self.dataset.name!r} split {self.split!r} has no samples")
-        areas = np.array([it.image.size for it in self.items], dtype=np.float64)
-        self._p = areas / areas.sum()
+        self.datasets = [self.dataset] if isinstance(self.dataset, Dataset) else list(self.dataset)
+        if not self.datasets:
+            raise DatasetError("patch sampler: no dataset given")
+        self.last_regimes: list[dict[str, float]] = []
+        self._groups: list[list[int]] = []
+        self._p: list[np.ndarray] = []
+        for g, dataset in enumerate(self.datasets):
+            first = len(self.items)
+            for sample in dataset.iter_samples(self.split):
+                self.items.append(self._item(dataset, sample, g))
+            if len(self.items) == first:
+                raise DatasetError(f"dataset {dataset.name!r} split {self.split!r} has no samples")
+            idx = list(range(first, len(self.items)))
+            areas = np.array([self.items[i].image.size for i in idx], dtype=np.float64)
+            self._groups.append(idx)
+            self._p.append(areas / areas.sum())
+
+    def _item(self, dataset: Dataset, sample: Sample, group: int) -> _Item:
+        if sample.truth is None:
+            raise DatasetError(f"dataset {dataset.name!r} sample {sample.id!r} has no truth mask; "
+                               "training needs labelled samples")
+        ignore = sample.ignore_or_false()
+        # normalise as at inference: statistics outside the instrument mask (what a detector sees)
+        c, s = image_stats(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
+        gain, read_noise, sky = noise_meta(sample.meta)
+        bad = None if sample.dqmask is None else sample.dqmask > 0
+        level = noise_model_center(sample.image, bad, step=gain) if self.normalization == "noise-model" else c
+        img = sample.image.astype(np.float32)
+        pad_h = max(0, self.patch - img.shape[0])
+        pad_w = max(0, self.patch - img.shape[1])
+        arrays = [img, sample.truth.astype(np.float32), (~ignore).astype(np.float32),
+                  source_weight_map(sample, c, s)]
+        if pad_h or pad_w:
+            arrays = [np.pad(a, ((0, pad_h), (0, pad_w)), mode="reflect") for a in arrays[:1]] + \
+                     [np.pad(a, ((0, pad_h), (0, pad_w)), mode="constant") for a in arrays[1:]]
+        return _Item(*arrays, center=c, scale=s, sample_id=sample.id, group=group, gain=gain,
+                     read_noise=read_noise, sky=sky, level=level)
+
+    def dataset_names(self) -> list[str]:
+        """Names of the sampled datasets, in order."""
+        return [d.name for d in self.datasets]
+
+    def draw_item(self) -> _Item:
+        """One sample: a dataset uniformly (only when there are several), then a sample by area."""
+        rng = self.rng
+        g = int(rng.integers(0, len(self._groups))) if len(self._groups) > 1 else 0
+        idx = self._groups[g]
+        return self.items[idx[int(rng.choice(len(idx), p=self._p[g]))]]
 
     def next_batch(self) -> dict[str, np.ndarray]:
         """One batch: ``x`` (normalised input), ``y`` (truth), ``valid`` and ``weight``,
@@ -179,26 +403,50 @@ class PatchSampler:
         out = {k: np.empty((self.batch, 1, self.patch, self.patch), np.float32)
                for k in ("x", "y", "valid", "weight")}
         rng = self.rng
+        self.last_regimes = []
+        noise_model = self.normalization == "noise-model"
         for b in range(self.batch):
-            it = self.items[int(rng.choice(len(self.items), p=self._p))]
+            it = self.draw_item()
             h, w = it.image.shape
             y0 = int(rng.integers(0, h - self.patch + 1))
             x0 = int(rng.integers(0, w - self.patch + 1))
             sl = (slice(y0, y0 + self.patch), slice(x0, x0 + self.patch))
             img = it.image[sl].astype(np.float32)
             c, s = it.center, it.scale
+            level = it.level  # noise-model background (whole image, as at inference)
+            gain, read_noise = it.gain, it.read_noise
+            sky = it.sky if np.isfinite(it.sky) else level
             k_rot, flip = 0, False
+            if self.noise_aug:
+                regime = draw_noise_regime(rng)
+                img, new = apply_noise_regime(img, regime, rng, read_noise=read_noise, sky=sky)
+                added_rn2 = new["read_noise"] ** 2 - read_noise ** 2
+                c = c + new["added_sky"]
+                s = float(np.sqrt(s * s + new["added_sky"] + added_rn2 + new["gain"] ** 2 / 12.0))
+                gain, read_noise, sky = new["gain"], new["read_noise"], new["sky"]
+                if noise_model:
+                    # the re-quantised patch's level, as inference would measure it (a coarse new
+                    # ADU step moves it off level + added sky)
+                    level = noise_model_center(img, step=gain)
+                self.last_regimes.append({**regime.to_dict(), "sample_id": it.sample_id,
+                                          "dataset": self.datasets[it.group].name})
             if self.augment:
-                if rng.random() < 0.5:
-                    f = float(np.exp(rng.uniform(-np.log(self.flux_aug), np.log(self.flux_aug))))
-                    img = img * np.float32(f)
-                    c, s = c * f, s * f
-                if rng.random() < 0.5:
-                    delta = float(rng.uniform(0.0, self.sky_aug)) * max(c, s * s)
-                    img = img + np.float32(delta) + rng.normal(0.0, np.sqrt(delta), img.shape).astype(np.float32)
-                    c, s = c + delta, float(np.sqrt(s * s + delta))
+                if not self.noise_aug:
+                    if not noise_model and rng.random() < 0.5:
+                        f = float(np.exp(rng.uniform(-np.log(self.flux_aug), np.log(self.flux_aug))))
+                        img = img * np.float32(f)
+                        c, s = c * f, s * f
+                    if rng.random() < 0.5:
+                        delta = float(rng.uniform(0.0, self.sky_aug)) * max(c, s * s)
+                        img = img + np.float32(delta) + rng.normal(0.0, np.sqrt(delta), img.shape).astype(np.float32)
+                        c, s = c + delta, float(np.sqrt(s * s + delta))
+                        sky, level = sky + delta, level + delta
                 k_rot, flip = int(rng.integers(0, 4)), bool(rng.random() < 0.5)
-            arrays = [normalize(img, c, s), it.truth[sl], it.valid[sl], it.weight[sl]]
+            if noise_model:
+                x = normalize_noise_model(img, gain=gain, read_noise=read_noise, sky=sky, center=level)
+            else:
+                x = normalize(img, c, s)
+            arrays = [x, it.truth[sl], it.valid[sl], it.weight[sl]]
             for key, a in zip(("x", "y", "valid", "weight"), arrays):
                 a = np.rot90(a, k_rot)
                 if flip:

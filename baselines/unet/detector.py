@@ -6,6 +6,7 @@ the image as in training (:mod:`.data`), runs seamless tiled inference in float3
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,9 +14,10 @@ import numpy as np
 import torch
 
 from crbench.detectors.base import Detector
+from crbench.errors import DatasetError, DetectorError
 from crbench.observation import Observation
 
-from .data import normalize_sample_image
+from .data import normalization_method, normalize_observation
 from .inference import predict_logits, sigmoid
 from .models import fuse_batchnorm
 from .weights import WEIGHTS_DIR, file_sha256, load_weights, read_sidecar
@@ -25,11 +27,14 @@ def trained_on_from_sidecar(weights: str | Path) -> tuple[str, ...]:
     """``('DATASET:SPLIT', ...)`` of the data a weight file was trained and selected on."""
     side = read_sidecar(weights) or {}
     data = side.get("training_data") or {}
-    name = data.get("dataset")
-    if not name:
+    listed = data.get("datasets")
+    names = [d["name"] for d in listed if isinstance(d, dict) and d.get("name")] if isinstance(listed, list) else []
+    if not names and data.get("dataset"):
+        names = [data["dataset"]]
+    if not names:
         return ()
     splits = [data.get("split", "train")] + ([data["val_split"]] if data.get("val_split") else [])
-    return tuple(f"{name}:{s}" for s in splits)
+    return tuple(f"{name}:{s}" for name in names for s in splits)
 
 
 class _TrainedUNetDetector(Detector):
@@ -57,6 +62,11 @@ class _TrainedUNetDetector(Detector):
         self.model = fuse_batchnorm(model).eval()
         self.weights_path = path
         self.meta = meta
+        try:
+            #: ``'image-stats'`` (shipped weights, files without the record) or ``'noise-model'``.
+            self.normalization = normalization_method(meta.get("normalization"))
+        except DatasetError as exc:
+            raise DetectorError(f"weights file {path}: {exc}") from exc
         self.threads = threads
         found = trained_on_from_sidecar(path)
         if found or weights is not None:
@@ -67,9 +77,11 @@ class _TrainedUNetDetector(Detector):
     def score(self, obs: Observation) -> np.ndarray:
         """CR probability per pixel, float32 in [0, 1].
 
-        The normalisation statistics use the image's pixels outside the instrument mask.
+        The input is normalised as the net was trained (:attr:`normalization`): ``image-stats``
+        (the image's median and MAD) or ``noise-model`` (gain, read noise and sky from
+        ``obs.meta``); the median uses the image's pixels outside the instrument mask.
         """
-        x = normalize_sample_image(obs.image, obs.bad_pixels())
+        x = normalize_observation(self.normalization, obs.image, obs.meta, obs.bad_pixels())
         prev = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(int(self.threads))
@@ -81,12 +93,14 @@ class _TrainedUNetDetector(Detector):
                 torch.set_num_threads(prev)
         return sigmoid(logits)
 
-    def probability(self, image: np.ndarray, dqmask: np.ndarray | None = None) -> np.ndarray:
+    def probability(self, image: np.ndarray, dqmask: np.ndarray | None = None,
+                    meta: Mapping[str, Any] | None = None) -> np.ndarray:
         """Probability map of a bare image in electrons (convenience for scripts).
 
-        ``dqmask`` is an optional uint8 instrument mask (``crbench.observation.DQ_*`` bits).
+        ``dqmask`` is an optional uint8 instrument mask (``crbench.observation.DQ_*`` bits);
+        ``meta`` the instrument keys (``gain``, ``read_noise``, ``sky``) a ``noise-model`` net needs.
         """
-        return self.score(Observation.build("image", image, dqmask=dqmask))
+        return self.score(Observation.build("image", image, dqmask=dqmask, meta=meta))
 
 
 def _class_trained_on(name: str) -> tuple[str, ...]:

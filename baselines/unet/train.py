@@ -17,6 +17,17 @@ is ``epoch_steps`` optimiser steps; after each epoch the net is scored on the va
 (average precision and TPR at FPR 5e-4 over non-ignored pixels, full images or their top-left
 ``val_crop`` square) and the best checkpoint (by validation AP) is kept. The training log (loss
 and validation numbers per epoch) goes into the sidecar ``NAME.json`` beside ``NAME.pt``.
+
+Mixtures and noise regimes
+--------------------------
+``dataset`` may be several datasets (``--dataset A --dataset B`` or ``--dataset A,B``): each
+training patch draws a dataset with equal probability, then a sample of it (by area), and
+validation pools the first ``max_val_images`` val samples of each. ``noise_aug=True``
+(``--noise-aug``) moves every patch to a random read noise / gain / sky (:mod:`.noise_aug`) and
+``normalization='noise-model'`` (``--normalisation noise-model``) feeds the net significance
+from each image's noise model instead of its median/MAD (:mod:`.data`); both are recorded in
+the sidecar, the weight file (normalisation) and the recorded command. The defaults
+(``image-stats``, no noise augmentation, one dataset) reproduce the earlier trainer exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +38,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +51,11 @@ from crbench.errors import CRBenchError, DatasetError
 from crbench.metrics import ap as curve_ap
 from crbench.metrics import exact_curve, tpr_at_fpr
 
-from .data import PatchSampler, normalize_sample_image
+from .data import NORMALIZATIONS, PatchSampler, normalize_observation
 from .inference import predict_logits
 from .losses import LOSSES, compute_loss
 from .models import ARCHITECTURES, UNet, build_model, count_parameters
+from .noise_aug import EXTRA_SKY_RANGE, GAIN_RANGE, READ_NOISE_RANGE
 from .weights import WEIGHTS_DIR, save_weights
 
 #: Detector name <-> architecture.
@@ -55,6 +68,7 @@ DEFAULT_HP: dict[str, Any] = {
     "batch": 8, "patch": 128, "lr": 3e-3, "weight_decay": 0.0, "epoch_steps": 100,
     "threads": 1, "sky_aug": 3.0, "flux_aug": 2.0, "augment": True, "mwbce_ramp": 0.5,
     "val_crop": 512, "max_val_images": 16, "calibration_steps": 6,
+    "normalization": "image-stats", "noise_aug": False,
 }
 DEFAULT_LOSS = "mwbce"
 
@@ -63,15 +77,23 @@ def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-def load_validation(dataset: Dataset, split: str, crop: int, max_images: int) -> list[tuple[np.ndarray, ...]]:
-    """Normalised validation inputs with truth and valid masks (top-left ``crop`` squares)."""
+def load_validation(dataset: Dataset | Sequence[Dataset], split: str, crop: int, max_images: int,
+                    normalization: str = "image-stats") -> list[tuple[np.ndarray, ...]]:
+    """Normalised validation inputs with truth and valid masks (top-left ``crop`` squares).
+
+    With several datasets, the union of their ``split`` samples, at most ``max_images`` of each.
+    ``normalization`` is ``'image-stats'`` or ``'noise-model'`` (each sample's meta).
+    """
+    if not isinstance(dataset, Dataset):
+        return [v for d in dataset for v in load_validation(d, split, crop, max_images, normalization)]
     out = []
     for k, sample in enumerate(dataset.iter_samples(split, load_companions=False)):
         if k >= max_images:
             break
         if sample.truth is None:
             raise DatasetError(f"dataset {dataset.name!r} sample {sample.id!r} has no truth; cannot validate")
-        x = normalize_sample_image(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
+        x = normalize_observation(normalization, sample.image, sample.meta,
+                                  None if sample.dqmask is None else sample.dqmask > 0)
         sl = (slice(0, crop), slice(0, crop)) if crop else (slice(None), slice(None))
         out.append((x[sl], sample.truth[sl], ~sample.ignore_or_false()[sl]))
     return out
@@ -114,7 +136,33 @@ def calibrate_seconds_per_step(model: UNet, sampler_kwargs: dict[str, Any], loss
     return max((time.process_time() - t0) / n, 1e-4)
 
 
-def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | None, seed: int, out: Path,
+def resolve_datasets(dataset: Dataset | str | Path | Sequence[Dataset | str | Path], *,
+                     progress: bool = False) -> list[Dataset]:
+    """Datasets from a dataset, a name/folder, a comma list of them, or a sequence of any of these.
+
+    Raises :class:`CRBenchError` on an empty list or a dataset named twice.
+    """
+    from crbench.recipes import resolve_dataset
+
+    items = [dataset] if isinstance(dataset, (Dataset, str, Path)) else list(dataset)
+    flat: list[Dataset | str | Path] = []
+    for item in items:
+        if isinstance(item, str) and "," in item:
+            flat.extend(part.strip() for part in item.split(",") if part.strip())
+        else:
+            flat.append(item)
+    if not flat:
+        raise CRBenchError("training needs at least one dataset (--dataset NAME_OR_FOLDER)")
+    out = [d if isinstance(d, Dataset) else resolve_dataset(d, progress=progress) for d in flat]
+    names = [d.name for d in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CRBenchError(f"dataset(s) {', '.join(map(repr, dupes))} given more than once; "
+                           "each dataset of a mixture is sampled with equal probability, name it once")
+    return out
+
+
+def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | str | Path], *, minutes: float | None, seed: int, out: Path,
                 progress: bool = True, loss: str = DEFAULT_LOSS, steps: int | None = None,
                 name: str | None = None, command: str | None = None, split: str = "train",
                 val_split: str = "val", **hp: Any) -> Path:
@@ -124,8 +172,10 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
     ----------
     arch : str
         ``'deepcr-2-32'``, ``'attention-unet'`` or ``'unet-nogate'``.
-    dataset : Dataset or path or recipe name
-        Labelled dataset with ``split`` and ``val_split``.
+    dataset : Dataset, path, recipe name, comma list or sequence of these
+        Labelled dataset(s) with ``split`` and ``val_split``. Several make a mixture: each patch
+        draws a dataset with equal probability; validation pools their val splits (at most
+        ``max_val_images`` each).
     minutes : float or None
         CPU-minute budget, converted to a step count by calibration (module docstring); may be
         None when ``steps`` is given.
@@ -144,8 +194,9 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
     command : str, optional
         The command line to record; default the equivalent ``python -m baselines.unet.train``.
     **hp
-        Hyper-parameters overriding :data:`DEFAULT_HP`, plus architecture options ``width``,
-        ``levels`` and ``gates``.
+        Hyper-parameters overriding :data:`DEFAULT_HP` (among them ``normalization``:
+        ``'image-stats'`` or ``'noise-model'``, and ``noise_aug``), plus architecture options
+        ``width``, ``levels`` and ``gates``.
 
     Returns
     -------
@@ -156,15 +207,15 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
         raise CRBenchError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     if loss not in LOSSES:
         raise CRBenchError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-    if not isinstance(dataset, Dataset):
-        from crbench.recipes import resolve_dataset
-
-        dataset = resolve_dataset(dataset, progress=progress)
+    datasets = resolve_datasets(dataset, progress=progress)
     arch_opts = {k: hp.pop(k) for k in ("width", "levels", "gates") if k in hp and hp[k] is not None}
     unknown = set(hp) - set(DEFAULT_HP)
     if unknown:
         raise CRBenchError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(DEFAULT_HP)}")
     hp = {**DEFAULT_HP, **hp}
+    if hp["normalization"] not in NORMALIZATIONS:
+        raise CRBenchError(f"unknown normalisation {hp['normalization']!r}; known: {', '.join(NORMALIZATIONS)}")
+    hp["noise_aug"] = bool(hp["noise_aug"])
     name = name or DETECTOR_FOR_ARCH[arch]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,11 +227,15 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
     try:
         torch.manual_seed(seed)
         model = build_model(arch, **arch_opts).train()
-        sampler_kwargs = dict(dataset=dataset, split=split, patch=int(hp["patch"]), batch=int(hp["batch"]),
+        sampler_kwargs = dict(dataset=datasets[0] if len(datasets) == 1 else datasets, split=split,
+                              patch=int(hp["patch"]), batch=int(hp["batch"]),
                               seed=int(seed), augment=bool(hp["augment"]), sky_aug=float(hp["sky_aug"]),
-                              flux_aug=float(hp["flux_aug"]))
+                              flux_aug=float(hp["flux_aug"]), normalization=hp["normalization"],
+                              noise_aug=hp["noise_aug"])
         sampler = PatchSampler(**sampler_kwargs)
-        val = load_validation(dataset, val_split, int(hp["val_crop"]), int(hp["max_val_images"]))
+        val_per_dataset = [load_validation(d, val_split, int(hp["val_crop"]), int(hp["max_val_images"]),
+                                           hp["normalization"]) for d in datasets]
+        val = [v for part in val_per_dataset for v in part]
         sec_per_step = None
         if steps is None:
             if not minutes or minutes <= 0:
@@ -226,15 +281,31 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-        sha = save_weights(weights_path, model, arch)
+        sha = save_weights(weights_path, model, arch, normalization=hp["normalization"])
     finally:
         torch.set_num_threads(prev_threads)
 
-    recorded = (f"python -m baselines.unet.train {name if name in ARCH_FOR_NAME else arch} "
-                f"--dataset {shlex.quote(str(_dataset_arg(dataset)))}"
+    recorded = (f"python -m baselines.unet.train {name if name in ARCH_FOR_NAME else arch}"
+                + "".join(f" --dataset {shlex.quote(str(_dataset_arg(d)))}" for d in datasets)
                 + (f" --minutes {minutes:g}" if minutes else "") + f" --seed {seed} "
                 f"--steps {steps} --loss {loss} --out {shlex.quote(str(out))}"
-                + "".join(f" --{k.replace('_', '-')} {v}" for k, v in arch_opts.items()))
+                + "".join(f" --{k.replace('_', '-')} {v}" for k, v in arch_opts.items())
+                + f" --normalisation {hp['normalization']}"
+                + (" --noise-aug" if hp["noise_aug"] else ""))
+    weight = 1.0 / len(datasets)
+    listed = [{"name": d.name, "content_hash": d.content_hash, "weight": weight, "n_train": len(d.ids(split)),
+               "n_val_used": len(v), "recipe": d.card.get("recipe"), "recipe_parameters": d.card.get("parameters")}
+              for d, v in zip(datasets, val_per_dataset)]
+    if len(datasets) == 1:
+        training_data = {"dataset": datasets[0].name, "content_hash": datasets[0].content_hash, "split": split,
+                         "val_split": val_split, "n_train": listed[0]["n_train"],
+                         "n_val_used": len(val), "recipe": listed[0]["recipe"],
+                         "recipe_parameters": listed[0]["recipe_parameters"]}
+    else:
+        training_data = {"dataset": ",".join(d.name for d in datasets), "content_hash": None, "split": split,
+                         "val_split": val_split, "n_train": sum(e["n_train"] for e in listed),
+                         "n_val_used": len(val), "sampling": "each patch draws a dataset with equal probability"}
+    training_data["datasets"] = listed
     sidecar = {
         "name": name,
         "arch": arch,
@@ -244,10 +315,14 @@ def train_model(arch: str, dataset: Dataset | str | Path, *, minutes: float | No
         "sha256": sha,
         "command": command or recorded,
         "reproduce_command": recorded,
-        "training_data": {"dataset": dataset.name, "content_hash": dataset.content_hash, "split": split,
-                          "val_split": val_split, "n_train": len(dataset.ids(split)),
-                          "n_val_used": len(val), "recipe": dataset.card.get("recipe"),
-                          "recipe_parameters": dataset.card.get("parameters")},
+        "training_data": training_data,
+        "normalization": hp["normalization"],
+        "augmentation": {"augment": bool(hp["augment"]), "noise_aug": hp["noise_aug"],
+                         **({"noise_aug_ranges": {"read_noise_e": list(READ_NOISE_RANGE),
+                                                  "gain_e_per_adu": list(GAIN_RANGE),
+                                                  "extra_sky_e": list(EXTRA_SKY_RANGE)}}
+                            if hp["noise_aug"] else {}),
+                         "sky_aug": float(hp["sky_aug"]), "flux_aug": float(hp["flux_aug"])},
         "seed": int(seed),
         "minutes": float(minutes) if minutes else None,
         "steps": steps,
@@ -277,22 +352,22 @@ def _dataset_arg(dataset: Dataset) -> str:
     return str(dataset.root)
 
 
-def cli_train(name: str, dataset_name_or_path: str | Path, minutes: float | None, seed: int = 0,
+def cli_train(name: str, dataset_name_or_path: str | Path | Sequence[str | Path], minutes: float | None, seed: int = 0,
               out: str | Path | None = None, *, steps: int | None = None, loss: str | None = None,
               progress: bool = True, **hp: Any) -> Path:
     """Everything ``crbench train NAME --dataset D --minutes N [--seed S] [--out DIR]`` needs.
 
     ``NAME`` is a detector name (``attention-unet``, ``unet-nogate``, ``deepcr-retrained``) or an
     architecture (``deepcr-2-32``). The dataset is a folder or a recipe name (built into the
-    data dir if absent). ``out`` defaults to ``./weights``. Returns the weight file.
+    data dir if absent), or several (a list, or a comma list) for a mixture. ``out`` defaults to
+    ``./weights``. ``hp`` may hold ``normalization`` and ``noise_aug``. Returns the weight file.
     """
     from crbench.errors import RegistryError
-    from crbench.recipes import resolve_dataset
 
     if name not in ARCH_FOR_NAME:
         raise RegistryError(f"cannot train {name!r}; trainable: {', '.join(sorted(ARCH_FOR_NAME))}")
     arch = ARCH_FOR_NAME[name]
-    dataset = resolve_dataset(dataset_name_or_path, progress=progress)
+    dataset = resolve_datasets(dataset_name_or_path, progress=progress)
     out_dir = Path(out) if out is not None else Path("weights")
     argv = " ".join(shlex.quote(a) for a in sys.argv) if sys.argv and sys.argv[0] else None
     path = train_model(arch, dataset, minutes=minutes, seed=seed, out=out_dir, progress=progress,
@@ -305,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m baselines.unet.train NAME --dataset D --minutes N [--seed S] [--steps K] ...``."""
     p = argparse.ArgumentParser(prog="python -m baselines.unet.train", description=__doc__.splitlines()[0])
     p.add_argument("name", choices=sorted(ARCH_FOR_NAME))
-    p.add_argument("--dataset", required=True, help="dataset folder or recipe name")
+    p.add_argument("--dataset", required=True, action="append",
+                   help="dataset folder or recipe name; repeat it (or give a comma list) to train on a mixture, "
+                        "each dataset drawn with equal probability per patch")
     p.add_argument("--minutes", type=float, default=None,
                    help="CPU-minute budget, converted to steps (default 5 unless --steps is given)")
     p.add_argument("--seed", type=int, default=0)
@@ -315,9 +392,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--levels", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--normalisation", "--normalization", dest="normalization", choices=NORMALIZATIONS,
+                   default="image-stats",
+                   help="net input: image-stats (median/MAD of each image, the shipped nets) or noise-model "
+                        "(significance from the meta gain, read noise and sky)")
+    p.add_argument("--noise-aug", action="store_true",
+                   help="move each patch to a random read noise (2-100 e-), gain (0.5-20 e-/ADU) and extra sky "
+                        "(1-1e4 e-)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     hp = {k: v for k, v in (("width", a.width), ("levels", a.levels), ("threads", a.threads)) if v is not None}
+    hp.update(normalization=a.normalization, noise_aug=a.noise_aug)
     try:
         minutes = a.minutes if a.minutes is not None else (None if a.steps else 5.0)
         path = cli_train(a.name, a.dataset, minutes, a.seed, a.out, steps=a.steps, loss=a.loss,

@@ -22,7 +22,7 @@ from crbench.atomic import atomic_path
 from crbench.errors import DetectorError
 from crbench.hashing import file_sha256
 
-from .data import SOFTENING
+from .data import normalization_record
 from .models import ARCHITECTURES, UNet, UNetConfig
 
 FORMAT = "crbench-unet-weights"
@@ -37,15 +37,20 @@ def sidecar_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def save_weights(path: str | Path, model: UNet, arch: str, extra: dict[str, Any] | None = None) -> str:
-    """Write ``model``'s weights atomically; return the file's sha256."""
+def save_weights(path: str | Path, model: UNet, arch: str, extra: dict[str, Any] | None = None,
+                 normalization: str = "image-stats") -> str:
+    """Write ``model``'s weights atomically; return the file's sha256.
+
+    ``normalization`` (``'image-stats'`` or ``'noise-model'``) is stored as the file's
+    ``normalization`` record (:func:`~baselines.unet.data.normalization_record`), which the
+    detector reads to normalise inputs as in training.
+    """
     blob = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "arch": arch,
         "config": model.config.to_dict(),
-        "normalization": {"method": "asinh((image - median) / (1.4826 MAD * softening))",
-                          "softening": SOFTENING},
+        "normalization": normalization_record(normalization),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
     if extra:

@@ -3,7 +3,10 @@
 Trainers are plugins: each entry point of the ``crbench.trainers`` group is one trainable name,
 its value a function ``train(name, dataset, minutes, seed, out, *, steps, loss, progress,
 **hyperparameters) -> Path`` (the built-in ones live in ``baselines.unet.train``, declared in
-pyproject.toml). crbench itself never imports a baseline.
+pyproject.toml). crbench itself never imports a baseline. ``dataset`` is one name or folder, or
+a list of them when ``--dataset`` is repeated or given a comma list (a training mixture);
+``--normalisation`` and ``--noise-aug`` reach the trainer as the hyper-parameters
+``normalization`` and ``noise_aug`` only when given.
 """
 from __future__ import annotations
 
@@ -25,7 +28,10 @@ def add_parser(sub) -> None:
                                    "(loss and validation AP per epoch) beside the weights.")
     p.add_argument("name", choices=sorted(trainers()) or None,
                    help="detector or architecture to train (entry points of the 'crbench.trainers' group)")
-    p.add_argument("--dataset", required=True, help="recipe name or dataset folder")
+    p.add_argument("--dataset", required=True, action="append",
+                   help="recipe name or dataset folder; repeat it or give a comma list to train on a mixture "
+                        "(each dataset drawn with equal probability per patch, validation on the union of the "
+                        "val splits)")
     p.add_argument("--minutes", type=float, default=None,
                    help="CPU time budget in minutes, converted to optimiser steps (needed unless --steps is given)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -37,6 +43,13 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=int, default=None, help="channels of the first level (default per architecture)")
     p.add_argument("--levels", type=int, default=None, help="resolution levels (default per architecture)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 1)")
+    p.add_argument("--normalisation", "--normalization", dest="normalization", default=None,
+                   choices=("image-stats", "noise-model"),
+                   help="net input normalisation: image-stats (each image's median/MAD; default, the shipped "
+                        "nets) or noise-model (significance from the meta gain, read noise and sky)")
+    p.add_argument("--noise-aug", action="store_true",
+                   help="noise-regime augmentation: each patch gets a random read noise (2-100 e-), gain "
+                        "(0.5-20 e-/ADU) and extra sky (1-1e4 e-)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -70,7 +83,15 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 2:
             raise UsageError(f"{flag} must be >= 2, got {value}")
     hp = {k: getattr(args, k) for k in ("width", "levels", "threads") if getattr(args, k) is not None}
-    path = train(args.name, args.dataset, args.minutes, args.seed, args.out, steps=args.steps,
+    if args.normalization is not None:
+        hp["normalization"] = args.normalization
+    if args.noise_aug:
+        hp["noise_aug"] = True
+    names = [part.strip() for item in args.dataset for part in str(item).split(",") if part.strip()]
+    if not names:
+        raise UsageError("--dataset needs a recipe name or dataset folder")
+    dataset = names[0] if len(names) == 1 else names
+    path = train(args.name, dataset, args.minutes, args.seed, args.out, steps=args.steps,
                  loss=args.loss, progress=not args.no_progress, **hp)
     print(f"wrote {path}")
     return 0
