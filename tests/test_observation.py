@@ -13,7 +13,7 @@ from crbench.detectors import Detector, get_detector
 from crbench.detectors.base import masks_to_rank_score
 from crbench.errors import DetectorError, FormatError
 from crbench.harness import run_detector
-from crbench.observation import DQ_DEAD, DQ_HOT, DQ_SATURATED, Observation
+from crbench.observation import DQ_DEAD, DQ_HOT, DQ_OTHER, DQ_SATURATED, Observation
 from crbench.sample import Sample
 
 from conftest import make_sample
@@ -230,12 +230,16 @@ def test_simulated_instrument_mask_is_saturation_from_the_readout_not_the_truth(
                         n_exposures=1)
     p = get_preset("hst-acs-wfc")
     assert s.dqmask is not None and s.dqmask.dtype == np.uint8
-    assert set(np.unique(s.dqmask)) <= {0, DQ_SATURATED}
+    # saturation from the readout, plus the ACS preset's flagged hot pixels and bad columns (v2)
+    assert set(np.unique(s.dqmask)) <= {0, DQ_SATURATED, DQ_HOT, DQ_OTHER, DQ_SATURATED | DQ_HOT,
+                                         DQ_SATURATED | DQ_OTHER, DQ_HOT | DQ_OTHER}
     saturated = s.image >= p.saturation - p.gain
     assert saturated.any()  # the gc field saturates star cores
-    assert np.array_equal(s.dqmask > 0, saturated)
-    # unsaturated CR pixels are never in the instrument mask
-    assert not (s.dqmask[s.truth & ~saturated]).any()
+    assert np.array_equal((s.dqmask & DQ_SATURATED) > 0, saturated)
+    # unsaturated CR pixels never carry the saturation bit
+    assert not (s.dqmask[s.truth & ~saturated] & DQ_SATURATED).any()
+    # the defect bits are those of the preset's defect model, not of the truth
+    assert ((s.dqmask & DQ_HOT) > 0).mean() < 3 * p.defects.hot_fraction
 
 
 def test_observation_build_copies_and_filters():
