@@ -53,10 +53,11 @@ def leaderboard_tpr(results: Path, field: str) -> tuple[float, float, float] | N
 
 def paper_objlim_tpr(field: str, n_images: int) -> float:
     """TPR at FPR 5e-4 of LACosmic with the paper's objlim on the first ``n_images`` test images."""
+    from standard_eval import subset_view
+
     from baselines.lacosmic import LACosmicDetector
     from crbench.harness import evaluate
     from crbench.recipes import resolve_dataset
-    from standard_eval import subset_view
 
     ds = resolve_dataset(f"sim-hst-acs-{field}", progress=False)
     with tempfile.TemporaryDirectory() as tmp:

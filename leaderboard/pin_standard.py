@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crbench.atomic import write_text  # noqa: E402
-from crbench.dataset import Dataset, verify_dataset  # noqa: E402
-from crbench.errors import CRBenchError  # noqa: E402
-from crbench.recipes import data_dir  # noqa: E402
-from crbench.standard import library_versions  # noqa: E402
+from crbench.atomic import write_text
+from crbench.dataset import Dataset, verify_dataset
+from crbench.errors import CRBenchError
+from crbench.recipes import data_dir
+from crbench.standard import library_versions
 
 REGISTRY = ROOT / "crbench" / "registry" / "standard.json"
 
