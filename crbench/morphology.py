@@ -215,6 +215,16 @@ def _check(name: str, arr: np.ndarray, shape: tuple[int, ...] | None = None) -> 
     return arr
 
 
+def _check_label_map(labels: np.ndarray, saturated: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 2-D integer label map and its optional saturated mask of the same shape (as bool)."""
+    labels = _check("labels", labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise SampleError(f"labels must be an integer array, got dtype {labels.dtype}")
+    if saturated is not None:
+        saturated = _check("saturated", saturated, labels.shape).astype(bool)
+    return labels, saturated
+
+
 def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber positive ids to 1..n (so find_objects stays small); returns (compact, ids) with
     ``ids[k]`` the original id of compact id k (``ids[0] = 0``)."""
@@ -279,13 +289,9 @@ def classify_by_component(labels: np.ndarray, saturated: np.ndarray | None = Non
     dict
         ``{id: morphology}`` for every non-zero id present in ``labels``.
     """
-    labels = _check("labels", labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SampleError(f"labels must be an integer array, got dtype {labels.dtype}")
+    labels, saturated = _check_label_map(labels, saturated)
     if labels.size == 0 or labels.max() <= 0:
         return {}
-    if saturated is not None:
-        saturated = _check("saturated", saturated, labels.shape).astype(bool)
     comp = ndimage.label(labels > 0, structure=np.ones((3, 3), dtype=int))[0].astype(np.int32)
     table = _table(comp, saturated, diffusion_sigma_px, lazy=True, ipc_ring_px=ipc_ring_px)
     klass = np.array([""] + list(table.sort_values("id")["morphology"]), dtype=object)
@@ -308,11 +314,7 @@ def classify_instances(labels: np.ndarray, saturated: np.ndarray | None = None, 
     dict
         ``{id: morphology}`` for every non-zero id present in ``labels``.
     """
-    labels = _check("labels", labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SampleError(f"labels must be an integer array, got dtype {labels.dtype}")
-    if saturated is not None:
-        saturated = _check("saturated", saturated, labels.shape).astype(bool)
+    labels, saturated = _check_label_map(labels, saturated)
     if labels.size == 0 or labels.max() <= 0:
         return {}
     compact, ids = _compact(labels)

@@ -21,13 +21,7 @@ from baselines.unet.models import build_model, count_parameters, fuse_batchnorm 
 from baselines.unet.weights import WEIGHTS_DIR, file_sha256, load_weights, save_weights, sidecar_path  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: small nets on a shared machine run far faster without thread barriers."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+from _torch_threads import _one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def _sky_with_crs(shape=(128, 160), n_crs=25, seed=3, sky=300.0, rn=5.0):

@@ -34,12 +34,7 @@ from crbench.sample import Sample
 REGIMES = [(1.0, 3.0, 10.0), (4.0, 7.0, 18000.0), (39.4, 38.0, 1680.0), (0.5, 100.0, 1.0), (12.0, 20.0, 300.0)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+from _torch_threads import _one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def _noise_frame(gain, rn, sky, shape=(256, 256), seed=0):
