@@ -1,17 +1,22 @@
 """Equal-budget comparison of the learned baselines on a test split, with bootstrap intervals.
 
-Scores deepCR-2-32 retrained, the attention U-Net and the same U-Net without gates (each trained
-by crbench for the same CPU minutes, seed and split: see their sidecars), the pretrained deepCR
-package and LACosmic on one dataset split with crbench's harness (``crbench.harness``
-conventions, pooled pixel counts, :func:`crbench.harness.evaluate`), with its bootstrap (``--boot``
-resamples of images, or of the card's exposure groups) for 95% intervals. Prints a Markdown table;
-``--plot`` also draws the ROC curves with :func:`crbench.plots.plot_roc` (PNG and PDF) and ``--out``
-writes the table as CSV and Markdown.
+By default compares the three mixture-trained nets (attention U-Net, the same U-Net without gates
+-- the gate ablation -- and deepCR-2-32, each trained by crbench for the same CPU minutes, seed and
+data: see their sidecars) with the pretrained deepCR and Cosmic-CoNN packages, LACosmic and the
+median comparison, on one or more dataset splits (``--dataset A,B``), with crbench's harness
+(``crbench.harness`` conventions, pooled pixel counts, :func:`crbench.harness.evaluate`) and its
+bootstrap (``--boot`` resamples of images, or of the card's exposure groups) for 95% intervals.
+Prints, per dataset, a Markdown table of the summary numbers and one of pixel TPR at FPR 5e-4 per
+morphology class; ``--results`` reads the leaderboard's stored runs instead of scoring again;
+``--plot`` draws the ROC curves with :func:`crbench.plots.plot_roc` (PNG and PDF) and ``--out``
+writes the tables as CSV and Markdown.
 
 Usage::
 
     python benchmarks/equal_budget.py --dataset sim-hst-acs-ex [--split test] [--weights-dir DIR]
         [--boot 1000] [--plot roc.png] [--out DIR]
+    python benchmarks/equal_budget.py --results results/leaderboard \\
+        --dataset sim-hst-acs-ex,sim-hst-acs-gc,sim-hst-acs-gal,sim-decam,sim-ground-small,microobs-hatp32
     python benchmarks/equal_budget.py --weights-dir /tmp/w32x3 --detectors attention-unet   # other weights
 """
 from __future__ import annotations
@@ -30,8 +35,13 @@ from crbench.detectors.registry import get_detector  # noqa: E402
 from crbench.harness import evaluate  # noqa: E402
 from crbench.recipes import resolve_dataset  # noqa: E402
 
-LEARNED = ("deepcr-retrained", "attention-unet", "unet-nogate")
-DEFAULT_DETECTORS = LEARNED + ("deepcr", "lacosmic")
+LEARNED = ("deepcr-retrained", "attention-unet", "unet-nogate",
+           "deepcr-retrained-mixture", "attention-unet-mixture", "unet-nogate-mixture")
+#: Issue 18's comparison: the three mixture-trained nets (same budget, seed, data), the pretrained
+#: deepCR and Cosmic-CoNN, and the classical baselines.
+DEFAULT_DETECTORS = ("attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture", "deepcr",
+                     "cosmic-conn", "lacosmic", "median")
+MORPHOLOGIES = ("spot", "track", "worm", "blob")
 #: Summary metrics of the table and CSV (all from crbench.harness.evaluate's run summaries).
 METRICS = ("ap", "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4", "tpr_at_fpr_1e-3", "roc_auc")
 
@@ -69,12 +79,40 @@ def rows_from_results(results, info: dict[str, dict]) -> list[dict]:
 
 
 def _fmt(v: float, ci: tuple[float, float]) -> str:
+    if v != v:
+        return "not reached"
     return f"{100 * v:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def morphology_table(results) -> str:
+    """Per-morphology pixel TPR at FPR 5e-4 (%, 95% interval) per detector, with the CR count per class.
+
+    The operating threshold is each detector's pooled FPR 5e-4 threshold on the split; a class with
+    fewer CRs than the harness ranks (``rankable`` false) is marked.
+    """
+    present = [m for m in MORPHOLOGIES if any(row["morphology"] == m for run in results.runs
+                                                for row in run.get("by_morphology") or [])]
+    lines = ["| detector | " + " | ".join(present) + " |", "|" + "---|" * (len(present) + 1)]
+    for run in results.runs:
+        by = {row["morphology"]: row for row in run.get("by_morphology") or []}
+        cells = []
+        for m in present:
+            row = by.get(m)
+            if row is None:
+                cells.append("-")
+                continue
+            nan = float("nan")
+            text = _fmt(row.get("pixel_tpr_at_fpr_5e-4", nan), (row.get("pixel_tpr_at_fpr_5e-4_lo", nan),
+                                                                   row.get("pixel_tpr_at_fpr_5e-4_hi", nan)))
+            cells.append(f"{text} (n={row['n_crs']}{'' if row.get('rankable', True) else ', too few to rank'})")
+        lines.append(f"| {run['detector']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="sim-hst-acs-ex", help="dataset folder or recipe name")
+    p.add_argument("--dataset", default="sim-hst-acs-ex",
+                   help="dataset folder or recipe name, or a comma list of them (one table each)")
     p.add_argument("--split", default="test")
     p.add_argument("--weights-dir", default=None, help="folder with NAME.pt of the learned nets (default: shipped)")
     p.add_argument("--detectors", nargs="+", default=list(DEFAULT_DETECTORS))
@@ -86,27 +124,57 @@ def main(argv: list[str] | None = None) -> int:
                    help="read ROOT/<dataset>/<detector>/results.json (e.g. results/leaderboard, written by "
                         "leaderboard/regenerate.py with the harness) instead of scoring again; their bootstrap is used")
     a = p.parse_args(argv)
-    ds = resolve_dataset(a.dataset, progress=False)
+    names = [n.strip() for n in a.dataset.split(",") if n.strip()]
+    csv_rows, md = [], []
+    for name in names:
+        table, morph, flat, results = compare_on(name, a)
+        md += [f"### {name} ({a.split})", "", table, "", "Per morphology: pixel TPR at FPR 5e-4 (%)", "", morph, ""]
+        csv_rows += flat
+        if a.plot:
+            from crbench.plots import plot_roc
+
+            stem = Path(a.plot).with_suffix("")
+            stem = stem.with_name(f"{stem.name}_{name}") if len(names) > 1 else stem
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            for path in plot_roc(results, stem, width="double", fpr_range=(1e-5, 1e-1), mark_fpr=5e-4):
+                print(f"wrote {path}")
+    if a.out:
+        import pandas as pd
+
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(csv_rows).to_csv(out / "equal_budget.csv", index=False)
+        (out / "equal_budget.md").write_text("\n".join(md) + "\n")
+    return 0
+
+
+def compare_on(dataset_name: str, a: argparse.Namespace):
+    """Score (or read) the detectors on one dataset; return the tables, CSV rows and results."""
+    ds = resolve_dataset(dataset_name, progress=False)
     conventions = resolve_conventions(None)
     dets = build_detectors(a.detectors, Path(a.weights_dir) if a.weights_dir else None)
     t0 = time.time()
+    boot = a.boot
     # scoring, pooling and the bootstrap are the harness's (the card's exposure groups when it has them)
     if a.results:
         from crbench.results import Results
 
         results = Results()
         for d in dets:
-            run = Results.load(Path(a.results) / ds.name / d.name / "results.json")
+            path = Path(a.results) / ds.name / d.name / "results.json"
+            if not path.is_file():
+                raise SystemExit(f"{path}: no results of {d.name} on {ds.name}; run leaderboard/regenerate.py")
+            run = Results.load(path)
             if run.runs[0]["provenance"]["dataset"]["content_hash"] != ds.content_hash:
                 raise SystemExit(f"{a.results}/{ds.name}/{d.name}: results of another build of {ds.name}")
             results.extend(run)
-        a.boot = int(results.runs[0]["provenance"]["bootstrap"]["replicates"])
+        boot = int(results.runs[0]["provenance"]["bootstrap"]["replicates"])
     else:
-        results = evaluate(dets, ds, split=a.split, bootstrap=a.boot, seed=a.seed, per_cr=False, sources=False,
+        results = evaluate(dets, ds, split=a.split, bootstrap=a.boot, seed=a.seed, per_cr=True, sources=False,
                            on_error="raise", progress=False, operating_split=None)
     rows = rows_from_results(results, {d.name: training_info(d) for d in dets})
     print(f"dataset {ds.name} (hash {ds.content_hash[:12]}), split {a.split}, {len(ds.ids(a.split))} images, "
-          f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {a.boot} bootstrap resamples, "
+          f"protocol {conventions.to_dict().get('protocol', 'crbench')}, {boot} bootstrap resamples, "
           f"{time.time() - t0:.0f} s")
     header = ("| detector | TPR @ FPR 5e-4 (%) [95% CI] | TPR @ FPR 1e-4 (%) | AP (%) [95% CI] | ROC AUC | "
               "s/Mpix | params | steps (CPU min used) | loss | trained on |")
@@ -115,32 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         i = r["info"]
         cpu = i.get("cpu_minutes")
         budget = f"{i.get('steps')} ({cpu:.1f})" if i and cpu is not None else (str(i.get("steps")) if i else "-")
+        trained = i.get("trained_on", "-") if i else "external"
+        if i and len(trained) > 60:
+            trained = f"{trained.count(':train')} datasets (mixture)"
         lines.append(f"| {r['detector']} | {_fmt(r['tpr_at_fpr_5e-4'], r['ci']['tpr_at_fpr_5e-4'])} | "
                      f"{_fmt(r['tpr_at_fpr_1e-4'], r['ci']['tpr_at_fpr_1e-4'])} | {_fmt(r['ap'], r['ci']['ap'])} | "
                      f"{r['roc_auc']:.4f} | {r['seconds_per_mpix']:.2f} | {i.get('params', '-') if i else '-'} | "
-                     f"{budget} | {i.get('loss', '-') if i else '-'} | {i.get('trained_on', '-') if i else 'external'} |")
+                     f"{budget} | {i.get('loss', '-') if i else '-'} | {trained} |")
     table = "\n".join(lines)
+    morph = morphology_table(results)
     print(table)
-    if a.out:
-        import pandas as pd
-
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        flat = [{"detector": r["detector"], **{k: r[k] for k in ("ap", "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4",
-                                                                  "tpr_at_fpr_1e-3", "roc_auc", "seconds_per_mpix")},
-                 **{f"{k}_ci_lo": v[0] for k, v in r["ci"].items()}, **{f"{k}_ci_hi": v[1] for k, v in r["ci"].items()},
-                 **r["info"]} for r in rows]
-        pd.DataFrame(flat).to_csv(out / "equal_budget.csv", index=False)
-        (out / "equal_budget.md").write_text(table + "\n")
-    if a.plot:
-        from crbench.plots import plot_roc
-
-        stem = Path(a.plot).with_suffix("")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        for path in plot_roc(results, stem, width="double", fpr_range=(1e-5, 1e-1), mark_fpr=5e-4):
-            print(f"wrote {path}")
-    return 0
-
+    print("per morphology: pixel TPR at FPR 5e-4 (%) [95% CI]")
+    print(morph)
+    flat = [{"dataset": ds.name, "detector": r["detector"],
+             **{k: r[k] for k in ("ap", "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4", "tpr_at_fpr_1e-3", "roc_auc",
+                                  "seconds_per_mpix")},
+             **{f"{k}_ci_lo": v[0] for k, v in r["ci"].items()}, **{f"{k}_ci_hi": v[1] for k, v in r["ci"].items()},
+             **r["info"]} for r in rows]
+    return table, morph, flat, results
 
 if __name__ == "__main__":
     raise SystemExit(main())

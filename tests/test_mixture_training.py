@@ -297,3 +297,34 @@ def test_cli_mixture_comma_list_and_repeated_dataset(two_datasets, tmp_path, cap
     assert train_main(["unet-nogate", "--dataset", f"{a.root},{a.root}", "--steps", "1", "--no-progress",
                        "--out", str(tmp_path / "d")]) == 2
     assert "given more than once" in capsys.readouterr().err
+
+
+def test_validation_options_and_weight_name_are_recorded(two_datasets, tmp_path, capsys):
+    """--epoch-steps / --val-crop / --max-val-images / --name reach the trainer and its recorded command,
+    so the shipped mixture nets' commands rerun as they were trained; bad values are clear errors."""
+    from baselines.unet.train import main as train_main
+    from crbench.cli import main
+
+    a, b = two_datasets
+    common = ["--steps", "4", "--loss", "bce", "--width", "4", "--levels", "2", "--no-progress"]
+    rc = main(["train", "attention-unet", "--dataset", f"{a.root},{b.root}", "--epoch-steps", "2", "--val-crop",
+               "32", "--max-val-images", "1", "--name", "attention-unet-mixture", "--out", str(tmp_path / "c"),
+               *common])
+    assert rc == 0, capsys.readouterr().err
+    side = json.loads((tmp_path / "c" / "attention-unet-mixture.json").read_text())
+    assert [e["step"] for e in side["log"]] == [2, 4]  # validated every 2 steps
+    assert side["hyperparameters"]["val_crop"] == 32 and side["hyperparameters"]["max_val_images"] == 1
+    assert all(d["n_val_used"] == 1 for d in side["training_data"]["datasets"])
+    cmd = side["reproduce_command"]
+    for part in ("--epoch-steps 2", "--val-crop 32", "--max-val-images 1", "--name attention-unet-mixture"):
+        assert part in cmd
+    # defaults are not spelled out
+    rc = train_main(["unet-nogate", "--dataset", str(a.root), "--out", str(tmp_path / "d"), *common])
+    assert rc == 0
+    cmd = json.loads((tmp_path / "d" / "unet-nogate.json").read_text())["reproduce_command"]
+    assert "--epoch-steps" not in cmd and "--name" not in cmd
+    assert train_main(["unet-nogate", "--dataset", str(a.root), "--name", "../escape", "--out",
+                       str(tmp_path / "e"), *common]) == 2
+    assert "expected a file stem" in capsys.readouterr().err
+    assert main(["train", "unet-nogate", "--dataset", str(a.root), "--max-val-images", "0", *common]) != 0
+    assert "--max-val-images must be >= 1" in capsys.readouterr().err

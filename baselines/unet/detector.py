@@ -1,4 +1,5 @@
-"""Detectors backed by crbench-trained nets: ``attention-unet``, ``unet-nogate``, ``deepcr-retrained``.
+"""Detectors backed by crbench-trained nets: ``attention-unet``, ``unet-nogate``, ``deepcr-retrained``
+(trained on ``sim-hst-acs-ex``) and their ``-mixture`` versions (trained on the mixture of standard sets).
 
 Each loads its shipped weights (``baselines/weights/NAME.pt``) or ``weights=PATH``, normalises
 the image as in training (:mod:`.data`), runs seamless tiled inference in float32 under
@@ -138,8 +139,39 @@ class DeepCRRetrainedDetector(_TrainedUNetDetector):
     trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("deepcr-retrained")
 
 
+class AttentionUNetMixtureDetector(_TrainedUNetDetector):
+    """The generalist: the attention U-Net trained on the mixture of standard sets (issue 18).
+
+    Trained on HST ACS EX/GC/GAL, DECam, ground-small and the MicroObservatory twin and footprint
+    sets with noise, gain and sky augmentation, and fed significance from each image's noise model
+    (``normalization: noise-model`` in its weight file), so it needs ``gain``, ``read_noise`` and
+    ``sky`` in the sample's meta. Its sidecar records the command, data hashes and log.
+    """
+
+    name: ClassVar[str] = "attention-unet-mixture"
+    arch: ClassVar[str] = "attention-unet"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("attention-unet-mixture")
+
+
+class PlainUNetMixtureDetector(_TrainedUNetDetector):
+    """The gate ablation of the generalist: no attention gates, same mixture, budget and seed."""
+
+    name: ClassVar[str] = "unet-nogate-mixture"
+    arch: ClassVar[str] = "unet-nogate"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("unet-nogate-mixture")
+
+
+class DeepCRRetrainedMixtureDetector(_TrainedUNetDetector):
+    """deepCR-2-32 trained by crbench on the mixture, same budget, seed and normalisation as the U-Nets."""
+
+    name: ClassVar[str] = "deepcr-retrained-mixture"
+    arch: ClassVar[str] = "deepcr-2-32"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("deepcr-retrained-mixture")
+
+
 DETECTOR_CLASSES: dict[str, type[_TrainedUNetDetector]] = {
-    c.name: c for c in (AttentionUNetDetector, PlainUNetDetector, DeepCRRetrainedDetector)
+    c.name: c for c in (AttentionUNetDetector, PlainUNetDetector, DeepCRRetrainedDetector,
+                        AttentionUNetMixtureDetector, PlainUNetMixtureDetector, DeepCRRetrainedMixtureDetector)
 }
 
 

@@ -35,6 +35,7 @@ import argparse
 import copy
 import math
 import platform
+import re
 import shlex
 import sys
 import time
@@ -71,6 +72,8 @@ DEFAULT_HP: dict[str, Any] = {
     "normalization": "image-stats", "noise_aug": False,
 }
 DEFAULT_LOSS = "mwbce"
+#: Hyper-parameters the recorded command names when they differ from :data:`DEFAULT_HP`.
+RECORDED_IF_CHANGED = ("epoch_steps", "val_crop", "max_val_images")
 
 
 def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -216,7 +219,12 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
     if hp["normalization"] not in NORMALIZATIONS:
         raise CRBenchError(f"unknown normalisation {hp['normalization']!r}; known: {', '.join(NORMALIZATIONS)}")
     hp["noise_aug"] = bool(hp["noise_aug"])
+    for key, low in (("epoch_steps", 1), ("max_val_images", 1), ("val_crop", 0)):
+        if int(hp[key]) < low:
+            raise CRBenchError(f"training option {key} must be >= {low}, got {hp[key]!r}")
     name = name or DETECTOR_FOR_ARCH[arch]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise CRBenchError(f"weights name {name!r}: expected a file stem of letters, digits, '.', '_' or '-'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights_path = out / f"{name}.pt"
@@ -291,7 +299,10 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
                 f"--steps {steps} --loss {loss} --out {shlex.quote(str(out))}"
                 + "".join(f" --{k.replace('_', '-')} {v}" for k, v in arch_opts.items())
                 + f" --normalisation {hp['normalization']}"
-                + (" --noise-aug" if hp["noise_aug"] else ""))
+                + (" --noise-aug" if hp["noise_aug"] else "")
+                + "".join(f" --{k.replace('_', '-')} {hp[k]}" for k in RECORDED_IF_CHANGED
+                          if hp[k] != DEFAULT_HP[k])
+                + (f" --name {name}" if name != DETECTOR_FOR_ARCH[arch] else ""))
     weight = 1.0 / len(datasets)
     listed = [{"name": d.name, "content_hash": d.content_hash, "weight": weight, "n_train": len(d.ids(split)),
                "n_val_used": len(v), "recipe": d.card.get("recipe"), "recipe_parameters": d.card.get("parameters")}
@@ -354,13 +365,15 @@ def _dataset_arg(dataset: Dataset) -> str:
 
 def cli_train(name: str, dataset_name_or_path: str | Path | Sequence[str | Path], minutes: float | None, seed: int = 0,
               out: str | Path | None = None, *, steps: int | None = None, loss: str | None = None,
-              progress: bool = True, **hp: Any) -> Path:
+              progress: bool = True, weights_name: str | None = None, **hp: Any) -> Path:
     """Everything ``crbench train NAME --dataset D --minutes N [--seed S] [--out DIR]`` needs.
 
     ``NAME`` is a detector name (``attention-unet``, ``unet-nogate``, ``deepcr-retrained``) or an
     architecture (``deepcr-2-32``). The dataset is a folder or a recipe name (built into the
     data dir if absent), or several (a list, or a comma list) for a mixture. ``out`` defaults to
-    ``./weights``. ``hp`` may hold ``normalization`` and ``noise_aug``. Returns the weight file.
+    ``./weights``; ``weights_name`` is the file stem (default the detector name, e.g. ``attention-unet``;
+    the mixture nets use ``attention-unet-mixture`` etc.). ``hp`` may hold ``normalization``,
+    ``noise_aug``, ``epoch_steps``, ``val_crop`` and ``max_val_images``. Returns the weight file.
     """
     from crbench.errors import RegistryError
 
@@ -371,7 +384,7 @@ def cli_train(name: str, dataset_name_or_path: str | Path | Sequence[str | Path]
     out_dir = Path(out) if out is not None else Path("weights")
     argv = " ".join(shlex.quote(a) for a in sys.argv) if sys.argv and sys.argv[0] else None
     path = train_model(arch, dataset, minutes=minutes, seed=seed, out=out_dir, progress=progress,
-                       loss=loss or DEFAULT_LOSS, steps=steps, name=DETECTOR_FOR_ARCH[arch],
+                       loss=loss or DEFAULT_LOSS, steps=steps, name=weights_name or DETECTOR_FOR_ARCH[arch],
                        command=argv if argv and "crbench" in Path(sys.argv[0]).name else None, **hp)
     return path
 
@@ -399,14 +412,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-aug", action="store_true",
                    help="move each patch to a random read noise (2-100 e-), gain (0.5-20 e-/ADU) and extra sky "
                         "(1-1e4 e-)")
+    p.add_argument("--epoch-steps", type=int, default=None,
+                   help=f"optimiser steps between validations (default {DEFAULT_HP['epoch_steps']})")
+    p.add_argument("--val-crop", type=int, default=None,
+                   help=f"validate on the top-left square of this side (default {DEFAULT_HP['val_crop']}; 0: whole images)")
+    p.add_argument("--max-val-images", type=int, default=None,
+                   help=f"validation images per dataset (default {DEFAULT_HP['max_val_images']})")
+    p.add_argument("--name", dest="weights_name", default=None,
+                   help="weight file stem (default the detector name, e.g. attention-unet); the mixture-trained "
+                        "nets ship as attention-unet-mixture, unet-nogate-mixture, deepcr-retrained-mixture")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    hp = {k: v for k, v in (("width", a.width), ("levels", a.levels), ("threads", a.threads)) if v is not None}
+    hp = {k: v for k, v in (("width", a.width), ("levels", a.levels), ("threads", a.threads),
+                            ("epoch_steps", a.epoch_steps), ("val_crop", a.val_crop),
+                            ("max_val_images", a.max_val_images)) if v is not None}
     hp.update(normalization=a.normalization, noise_aug=a.noise_aug)
     try:
         minutes = a.minutes if a.minutes is not None else (None if a.steps else 5.0)
         path = cli_train(a.name, a.dataset, minutes, a.seed, a.out, steps=a.steps, loss=a.loss,
-                         progress=not a.no_progress, **hp)
+                         progress=not a.no_progress, weights_name=a.weights_name, **hp)
     except CRBenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

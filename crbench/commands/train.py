@@ -6,7 +6,9 @@ its value a function ``train(name, dataset, minutes, seed, out, *, steps, loss, 
 pyproject.toml). crbench itself never imports a baseline. ``dataset`` is one name or folder, or
 a list of them when ``--dataset`` is repeated or given a comma list (a training mixture);
 ``--normalisation`` and ``--noise-aug`` reach the trainer as the hyper-parameters
-``normalization`` and ``noise_aug`` only when given.
+``normalization`` and ``noise_aug`` only when given, as do ``--epoch-steps``, ``--val-crop``,
+``--max-val-images`` (``epoch_steps``, ``val_crop``, ``max_val_images``) and ``--name``
+(``weights_name``, the weight file stem).
 """
 from __future__ import annotations
 
@@ -50,6 +52,13 @@ def add_parser(sub) -> None:
     p.add_argument("--noise-aug", action="store_true",
                    help="noise-regime augmentation: each patch gets a random read noise (2-100 e-), gain "
                         "(0.5-20 e-/ADU) and extra sky (1-1e4 e-)")
+    p.add_argument("--epoch-steps", type=int, default=None, help="optimiser steps between validations (trainer default 100)")
+    p.add_argument("--val-crop", type=int, default=None,
+                   help="validate on each val image's top-left square of this side (trainer default 512; 0: whole)")
+    p.add_argument("--max-val-images", type=int, default=None, help="val images per dataset (trainer default 16)")
+    p.add_argument("--name", dest="weights_name", default=None,
+                   help="weight file stem (default the detector name; the shipped mixture nets use e.g. "
+                        "attention-unet-mixture)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -82,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--width", args.width), ("--levels", args.levels)):
         if value is not None and value < 2:
             raise UsageError(f"{flag} must be >= 2, got {value}")
-    hp = {k: getattr(args, k) for k in ("width", "levels", "threads") if getattr(args, k) is not None}
+    for flag, value in (("--epoch-steps", args.epoch_steps), ("--max-val-images", args.max_val_images)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.val_crop is not None and args.val_crop < 0:
+        raise UsageError(f"--val-crop must be >= 0 (0: whole images), got {args.val_crop}")
+    hp = {k: getattr(args, k) for k in ("width", "levels", "threads", "epoch_steps", "val_crop", "max_val_images")
+          if getattr(args, k) is not None}
     if args.normalization is not None:
         hp["normalization"] = args.normalization
     if args.noise_aug:
@@ -91,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError("--dataset needs a recipe name or dataset folder")
     dataset = names[0] if len(names) == 1 else names
+    if args.weights_name is not None:
+        hp["weights_name"] = args.weights_name
     path = train(args.name, dataset, args.minutes, args.seed, args.out, steps=args.steps,
                  loss=args.loss, progress=not args.no_progress, **hp)
     print(f"wrote {path}")
