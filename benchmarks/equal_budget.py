@@ -7,7 +7,8 @@ median comparison, on one or more dataset splits (``--dataset A,B``), with crben
 (``crbench.harness`` conventions, pooled pixel counts, :func:`crbench.harness.evaluate`) and its
 bootstrap (``--boot`` resamples of images, or of the card's exposure groups) for 95% intervals.
 Prints, per dataset, a Markdown table of the summary numbers and one of pixel TPR at FPR 5e-4 per
-morphology class; ``--results`` reads the leaderboard's stored runs instead of scoring again;
+morphology class; ``--entries`` (committed leaderboard entries) or ``--results`` (the leaderboard's
+stored runs) reads runs instead of scoring again;
 ``--plot`` draws the ROC curves with :func:`crbench.plots.plot_roc` (PNG and PDF) and ``--out``
 writes the tables as CSV and Markdown.
 
@@ -15,7 +16,7 @@ Usage::
 
     python benchmarks/equal_budget.py --dataset sim-hst-acs-ex [--split test] [--weights-dir DIR]
         [--boot 1000] [--plot roc.png] [--out DIR]
-    python benchmarks/equal_budget.py --results results/leaderboard \\
+    python benchmarks/equal_budget.py --entries leaderboard/entries \\
         --dataset sim-hst-acs-ex,sim-hst-acs-gc,sim-hst-acs-gal,sim-decam,sim-ground-small,microobs-hatp32
     python benchmarks/equal_budget.py --weights-dir /tmp/w32x3 --detectors attention-unet   # other weights
 """
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=None, metavar="ROOT",
                    help="read ROOT/<dataset>/<detector>/results.json (e.g. results/leaderboard, written by "
                         "leaderboard/regenerate.py with the harness) instead of scoring again; their bootstrap is used")
+    p.add_argument("--entries", default=None, metavar="DIR",
+                   help="read the committed leaderboard entries DIR/<dataset>__<split>__<detector>__*.json (e.g. "
+                        "leaderboard/entries) instead of scoring again; same checks as --results")
     a = p.parse_args(argv)
     names = [n.strip() for n in a.dataset.split(",") if n.strip()]
     csv_rows, md = [], []
@@ -148,6 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def stored_run_path(a: argparse.Namespace, dataset: str, detector: str) -> Path:
+    """Where ``--results`` or ``--entries`` keeps the run of ``detector`` on ``dataset``; exits if none."""
+    if getattr(a, "entries", None):
+        found = sorted(Path(a.entries).glob(f"{dataset}__{a.split}__{detector}__*.json"))
+        if len(found) != 1:
+            raise SystemExit(f"{a.entries}: expected one entry of {detector} on {dataset} ({a.split}), "
+                             f"found {len(found)}; run leaderboard/regenerate.py")
+        return found[0]
+    path = Path(a.results) / dataset / detector / "results.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no results of {detector} on {dataset}; run leaderboard/regenerate.py")
+    return path
+
+
 def compare_on(dataset_name: str, a: argparse.Namespace):
     """Score (or read) the detectors on one dataset; return the tables, CSV rows and results."""
     ds = resolve_dataset(dataset_name, progress=False)
@@ -156,17 +174,17 @@ def compare_on(dataset_name: str, a: argparse.Namespace):
     t0 = time.time()
     boot = a.boot
     # scoring, pooling and the bootstrap are the harness's (the card's exposure groups when it has them)
-    if a.results:
+    if a.results or getattr(a, "entries", None):
         from crbench.results import Results
 
         results = Results()
         for d in dets:
-            path = Path(a.results) / ds.name / d.name / "results.json"
-            if not path.is_file():
-                raise SystemExit(f"{path}: no results of {d.name} on {ds.name}; run leaderboard/regenerate.py")
+            path = stored_run_path(a, ds.name, d.name)
             run = Results.load(path)
             if run.runs[0]["provenance"]["dataset"]["content_hash"] != ds.content_hash:
-                raise SystemExit(f"{a.results}/{ds.name}/{d.name}: results of another build of {ds.name}")
+                raise SystemExit(f"{path}: results of another build of {ds.name} (content hash "
+                                 f"{run.runs[0]['provenance']['dataset']['content_hash'][:12]}, "
+                                 f"local build {ds.content_hash[:12]})")
             results.extend(run)
         boot = int(results.runs[0]["provenance"]["bootstrap"]["replicates"])
     else:

@@ -49,6 +49,19 @@ def _scored(out: Path, content_hash: str, det) -> bool:
         return False
 
 
+def keep_other_entries(old: Path, new: Path, datasets: set[str], detectors: set[str]) -> int:
+    """Copy the entries in ``old`` whose dataset or detector is outside this run into ``new``."""
+    import json
+
+    kept = 0
+    for path in sorted(old.glob("*.json")) if old.is_dir() else []:
+        run = json.loads(path.read_text())["runs"][0]
+        if run["dataset"] not in datasets or run["detector"] not in detectors:
+            shutil.copy2(path, new / path.name)
+            kept += 1
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="*", default=list(SIMULATED + REAL))
@@ -61,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-score", action="store_true",
                    help="only submit results already written for the current builds; list the runs that have none")
+    p.add_argument("--keep-others", action="store_true",
+                   help="keep the committed entries of datasets and detectors this run does not cover (e.g. to add "
+                        "the rows of new detectors without re-scoring the others)")
     p.add_argument("--rescore", action="store_true", help="score again even where results of the same dataset "
                                                            "build and detector parameters exist")
     a = p.parse_args(argv)
@@ -76,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     timings = []
     missing_runs: list[str] = []
     try:
+        if a.keep_others:
+            kept = keep_other_entries(Path(a.entries), new_entries, set(a.datasets), set(a.detectors))
+            print(f"kept {kept} entries of datasets or detectors outside this run", flush=True)
         for name in a.datasets:
             t0 = time.perf_counter()
             ds = resolve_dataset(name, progress=not a.no_progress)
