@@ -494,6 +494,10 @@ def _run(args: argparse.Namespace) -> int:
         cells = below_classical(df, d)
         checks.append(f"{d} below a classical baseline with AP >= {AP_CLASSICAL_MIN:g}: "
                       f"{len(cells)} cell(s){': ' + ', '.join(cells) if cells else ''}")
+        if "lacosmic" in dets:  # the single-frame classical baseline alone (median needs companion exposures)
+            single = below_classical(df, d, classical=("lacosmic",))
+            checks.append(f"{d} below lacosmic (single-frame) with AP >= {AP_CLASSICAL_MIN:g}: "
+                          f"{len(single)} cell(s){': ' + ', '.join(single) if single else ''}")
     print()
     print(md)
     print()

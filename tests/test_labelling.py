@@ -135,3 +135,30 @@ def test_time_blocks_keep_neighbours_together():
     b = time_blocks(142)
     assert max(b["train"]) < min(b["val"]) - 1 and max(b["val"]) < min(b["test"]) - 1
     assert len(b["train"]) + len(b["val"]) + len(b["test"]) == 140
+
+
+def test_series_fit_and_labelling_run_with_the_pinned_blas_thread_count(monkeypatch):
+    """Real builds hash differently with 1 and 2 OpenBLAS threads (microobs-hatp32: 5d82a13f... vs
+    909d5405...); the series fit and the labelling therefore pin the BLAS pool, whatever the caller set."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import data_recipes.real.labelling.series as series
+
+    if not any(p["user_api"] == "blas" for p in threadpool_info()):
+        pytest.fail("no BLAS thread pool visible to threadpoolctl: the pin cannot be checked")
+    seen: list[int] = []
+    real_register = series.register_series
+
+    def spy(*args, **kwargs):
+        seen.append(min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return real_register(*args, **kwargs)
+
+    monkeypatch.setattr(series, "register_series", spy)
+    frames, *_ = _series(n=6, seed=4, jump=False)
+    for outer in (1, 3):
+        with threadpool_limits(limits=outer, user_api="blas"):
+            model = series.fit_series_model(frames)
+            after = min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        assert after == outer  # restored for the caller
+        series.label_series(frames, model=model, n_exposures=2)
+    assert seen == [series.SERIES_BLAS_THREADS] * 2

@@ -1,12 +1,14 @@
 """The whole pipeline on a series: fit the series model once, then label every frame."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from crbench.errors import DatasetError
 
@@ -101,6 +103,27 @@ class SeriesModel:
         return shift_image(cov, -self.shifts[i]) > 0.999
 
 
+#: BLAS threads while fitting and labelling a series. The alignment's upsampled DFT (a BLAS matrix
+#: product inside scikit-image's phase cross-correlation) sums in an order that depends on the thread
+#: count, which moves the fitted shifts and gain in the last bits and so the labels and the content
+#: hash of every real build (measured: ``microobs-hatp32`` hashed 5d82a13f... with one OpenBLAS thread
+#: and 909d5405... with two). The published builds were made with two; pinning it makes a build
+#: independent of ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` and of the machine's core count.
+SERIES_BLAS_THREADS = 2
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _pinned_blas_threads(func: _F) -> _F:
+    """Run ``func`` with :data:`SERIES_BLAS_THREADS` BLAS threads (restored afterwards)."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with threadpool_limits(limits=SERIES_BLAS_THREADS, user_api="blas"):
+            return func(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+@_pinned_blas_threads
 def fit_series_model(frames_adu: np.ndarray, *, params: LabelParams | None = None,
                      noise: NoiseModel | None = None, shifts: np.ndarray | None = None,
                      progress: bool = False) -> SeriesModel:
@@ -141,6 +164,7 @@ def labelling_companions(i: int, block: Sequence[int], params: LabelParams, n_ex
     return companion_indices(i, pool, params.n_companions), stored
 
 
+@_pinned_blas_threads
 def label_series(frames_adu: np.ndarray, *, params: LabelParams | None = None,
                  noise: NoiseModel | None = None, blocks: Sequence[Sequence[int]] | None = None,
                  shifts: np.ndarray | None = None, n_exposures: int = 2,
