@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from crbench.plots.style import save_figure
+
         fig, ax = plt.subplots(figsize=(3.4, 2.6))
         for name, log in runs:
             ax.plot([e["cpu_minutes"] for e in log], [e["val_ap"] for e in log], "o-", ms=2.5, label=name)
@@ -115,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         fig.tight_layout()
         stem = Path(a.plot).with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        for ext in (".png", ".pdf"):
-            fig.savefig(str(stem) + ext, dpi=200)
-            print(f"wrote {stem}{ext}")
+        for path in save_figure(fig, stem):
+            print(f"wrote {path}")
         plt.close(fig)
     slowest = max(runs, key=lambda r: minutes_to_converge(r[1]))
     print(f"max_cpu_minutes_to_converge: {slowest[0]} {minutes_to_converge(slowest[1]):.1f}")

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from crbench.plots.style import save_figure
+
         pts = sorted((r["cpu_minutes"], r["mean_ap"], r["label"]) for r in rows if r.get("cpu_minutes") is not None)
         fig, ax = plt.subplots(figsize=(3.4, 2.6))
         ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-")
@@ -174,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         fig.tight_layout()
         stem = Path(a.budget_plot).with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        for ext in (".png", ".pdf"):
-            fig.savefig(str(stem) + ext, dpi=200)
-            print(f"wrote {stem}{ext}")
+        for path in save_figure(fig, stem):
+            print(f"wrote {path}")
     print(f"best_mean_ap: {max(rows, key=lambda r: r['mean_ap'])['label']} {max(r['mean_ap'] for r in rows):.4f}")
     return 0
 

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def stored_run_path(a: argparse.Namespace, dataset: str, detector: str) -> Path:
     """Where ``--results`` or ``--entries`` keeps the run of ``detector`` on ``dataset``; exits if none."""
-    if getattr(a, "entries", None):
+    if a.entries:
         found = sorted(Path(a.entries).glob(f"{dataset}__{a.split}__{detector}__*.json"))
         if len(found) != 1:
             raise SystemExit(f"{a.entries}: expected one entry of {detector} on {dataset} ({a.split}), "
@@ -174,7 +174,7 @@ def compare_on(dataset_name: str, a: argparse.Namespace):
     t0 = time.time()
     boot = a.boot
     # scoring, pooling and the bootstrap are the harness's (the card's exposure groups when it has them)
-    if a.results or getattr(a, "entries", None):
+    if a.results or a.entries:
         from crbench.results import Results
 
         results = Results()

@@ -50,16 +50,18 @@ def _scored(out: Path, content_hash: str, det) -> bool:
 
 
 def keep_other_entries(old: Path, new: Path, datasets: set[str], detectors: set[str]) -> int:
-    """Copy the entries in ``old`` whose dataset or detector is outside this run into ``new``."""
-    import json
+    """Copy the entries in ``old`` whose dataset or detector is outside this run into ``new``.
 
-    kept = 0
-    for path in sorted(old.glob("*.json")) if old.is_dir() else []:
-        run = json.loads(path.read_text())["runs"][0]
-        if run["dataset"] not in datasets or run["detector"] not in detectors:
-            shutil.copy2(path, new / path.name)
-            kept += 1
-    return kept
+    Entries are read (and validated) by :func:`crbench.leaderboard_submit.load_entries`, so a corrupt
+    entry is an error naming its file rather than something silently carried over.
+    """
+    from crbench.leaderboard_submit import load_entries
+
+    kept = {e.path for e in load_entries(old)
+            if e.run["dataset"] not in datasets or e.run["detector"] not in detectors}
+    for path in sorted(kept):
+        shutil.copy2(path, new / path.name)
+    return len(kept)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,22 +1,18 @@
 """benchmarks/budget_curve.py: validation AP at CPU-minute budgets from a sidecar's training log."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from _scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bc():
-    spec = importlib.util.spec_from_file_location("budget_curve", ROOT / "benchmarks" / "budget_curve.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/budget_curve.py")
 
 
 def _sidecar(tmp_path: Path, log: list[dict]) -> Path:

@@ -1,10 +1,8 @@
 """benchmarks/cross_domain.py: harness numbers per (weights, test set), reuse of stored runs, clear errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +12,11 @@ from _torch_threads import _one_torch_thread  # noqa: E402,F401  (autouse fixtur
 
 from crbench.harness import evaluate  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cross_domain.py"
+from _scripts import load_script  # noqa: E402
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("cross_domain", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/cross_domain.py")
 
 
 @pytest.fixture(scope="module")

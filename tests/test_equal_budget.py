@@ -2,22 +2,17 @@
 of the scoring loaded no companion exposures, so a detector that needs them (median) could not be scored."""
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
 from crbench.harness import evaluate
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "equal_budget.py"
+from _scripts import load_script
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("equal_budget", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/equal_budget.py")
 
 
 def test_table_holds_the_harness_point_estimates_and_bootstrap_intervals(basic_dataset, tmp_path, capsys):

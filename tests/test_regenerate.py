@@ -1,23 +1,30 @@
 """leaderboard/regenerate.py --keep-others: adding new detectors' rows keeps every other committed entry."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "leaderboard" / "regenerate.py"
+import pytest
+
+from _scripts import REPO_ROOT, load_script
+from crbench.errors import CRBenchError
+
+#: A committed entry: a complete, schema-valid results file to relabel.
+TEMPLATE = json.loads(sorted((REPO_ROOT / "leaderboard" / "entries").glob("sim-decam__test__lacosmic__*.json"))[0]
+                      .read_text())
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("regenerate", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("leaderboard/regenerate.py")
 
 
 def _entry(folder: Path, dataset: str, detector: str) -> Path:
     p = folder / f"{dataset}__test__{detector}__000000000000.json"
-    p.write_text(json.dumps({"runs": [{"dataset": dataset, "detector": detector}]}))
+    obj = json.loads(json.dumps(TEMPLATE))
+    run = obj["runs"][0]
+    run["dataset"] = run["summary"]["dataset"] = run["provenance"]["dataset"]["name"] = dataset
+    run["detector"] = run["summary"]["detector"] = run["provenance"]["detector"]["name"] = detector
+    p.write_text(json.dumps(obj))
     return p
 
 
@@ -37,3 +44,14 @@ def test_keep_other_entries_copies_only_runs_outside_this_run(tmp_path):
     new2.mkdir()
     assert _load().keep_other_entries(old, new2, datasets={"a"}, detectors={"net"}) == 3
     assert _load().keep_other_entries(tmp_path / "absent", new2, datasets=set(), detectors=set()) == 0
+
+
+def test_a_corrupt_entry_is_an_error_naming_the_file(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    _entry(old, "a", "lacosmic")
+    (old / "b__test__net__000000000000.json").write_text('{"runs": [')
+    with pytest.raises(CRBenchError, match="b__test__net__000000000000.json"):
+        _load().keep_other_entries(old, new, datasets={"a"}, detectors={"net"})
+    assert not list(new.iterdir())

@@ -103,12 +103,13 @@ class SeriesModel:
         return shift_image(cov, -self.shifts[i]) > 0.999
 
 
-#: BLAS threads while fitting and labelling a series. The alignment's upsampled DFT (a BLAS matrix
-#: product inside scikit-image's phase cross-correlation) sums in an order that depends on the thread
-#: count, which moves the fitted shifts and gain in the last bits and so the labels and the content
-#: hash of every real build (measured: ``microobs-hatp32`` hashed 5d82a13f... with one OpenBLAS thread
-#: and 909d5405... with two). The published builds were made with two; pinning it makes a build
-#: independent of ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` and of the machine's core count.
+#: BLAS threads while fitting and labelling a series. A BLAS reduction sums in an order set by the
+#: thread count, which moved the fitted series model (the gain in the last bits) and so the labels and
+#: the content hash of every real build (measured: ``microobs-hatp32`` hashed 5d82a13f... with one
+#: OpenBLAS thread and 909d5405... with two; the exact call is not isolated: a 12-frame fit does not
+#: show it, the likeliest is the matrix product of scikit-image's upsampled phase cross-correlation).
+#: The published builds were made with two; pinning it makes a build independent of
+#: ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` and of the machine's core count.
 SERIES_BLAS_THREADS = 2
 
 _F = TypeVar("_F", bound=Callable[..., Any])
