@@ -96,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         import pandas as pd
 
+        from crbench.atomic import atomic_path, write_text
+
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(out / "budget_curve.csv", index=False)
-        (out / "budget_curve.md").write_text(table + "\n")
+        with atomic_path(out / "budget_curve.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+        write_text(out / "budget_curve.md", table + "\n")
     if a.plot:
         import matplotlib
 

@@ -156,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                  **{k: r["cells"][t].get(k) for k in ("ap", "ap_lo", "ap_hi", "tpr_at_fpr_5e-4",
                                                       "tpr_at_fpr_5e-4_lo", "tpr_at_fpr_5e-4_hi")}}
                 for r in rows for t in test_sets]
-        pd.DataFrame(flat).to_csv(out / "cross_domain.csv", index=False)
-        (out / "cross_domain.md").write_text(table + "\n")
+        from crbench.atomic import atomic_path, write_text
+
+        with atomic_path(out / "cross_domain.csv") as tmp:
+            pd.DataFrame(flat).to_csv(tmp, index=False)
+        write_text(out / "cross_domain.md", table + "\n")
     if a.budget_plot:
         import matplotlib
 
