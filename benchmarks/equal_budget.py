@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(csv_rows).to_csv(out / "equal_budget.csv", index=False)
-        (out / "equal_budget.md").write_text("\n".join(md) + "\n")
+        from crbench.atomic import atomic_path, write_text
+
+        with atomic_path(out / "equal_budget.csv") as tmp:
+            pd.DataFrame(csv_rows).to_csv(tmp, index=False)
+        write_text(out / "equal_budget.md", "\n".join(md) + "\n")
     return 0
 
 

@@ -24,10 +24,11 @@ TRAINING_SETS = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-dec
 
 def _leaderboard_hashes() -> dict[str, str]:
     """Content hash of every dataset build the committed leaderboard entries were scored on."""
+    from crbench.leaderboard_submit import load_entries
+
     out: dict[str, str] = {}
-    for path in (ROOT / "leaderboard" / "entries").glob("*.json"):
-        run = json.loads(path.read_text())["runs"][0]
-        out.setdefault(run["dataset"], run["provenance"]["dataset"]["content_hash"])
+    for entry in load_entries(ROOT / "leaderboard" / "entries"):
+        out.setdefault(entry.run["dataset"], entry.run["provenance"]["dataset"]["content_hash"])
     return out
 
 
