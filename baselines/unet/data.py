@@ -54,6 +54,7 @@ from crbench.errors import DatasetError
 from crbench.sample import Sample
 
 from .noise_aug import apply_noise_regime, draw_noise_regime
+from .star_aug import draw_stars
 
 #: asinh softening, in units of the image's robust noise.
 SOFTENING = 5.0
@@ -329,6 +330,10 @@ class PatchSampler:
     noise_aug : bool
         Move every patch to a random noise regime (:mod:`.noise_aug`); the normaliser gets the
         patch's new gain, read noise and sky. :attr:`last_regimes` holds the last batch's regimes.
+    star_aug : float
+        Probability (0-1) that a patch gets undersampled stars at high significance as hard negatives
+        (:mod:`.star_aug`), drawn after the noise regime (their brightness is set in sigma of the
+        patch's final noise) and added before it. 0 (default) leaves the random stream untouched.
     """
 
     dataset: Dataset | Sequence[Dataset]
@@ -341,12 +346,15 @@ class PatchSampler:
     flux_aug: float = 2.0
     normalization: str = "image-stats"
     noise_aug: bool = False
+    star_aug: float = 0.0
     items: list[_Item] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise DatasetError(f"unknown normalisation {self.normalization!r}; expected one of "
                                f"{', '.join(NORMALIZATIONS)}")
+        if not (np.isfinite(self.star_aug) and 0.0 <= self.star_aug <= 1.0):
+            raise DatasetError(f"star_aug: expected a probability in [0, 1], got {self.star_aug!r}")
         self.rng = np.random.default_rng(self.seed)
         self.datasets = [self.dataset] if isinstance(self.dataset, Dataset) else list(self.dataset)
         if not self.datasets:
@@ -397,6 +405,19 @@ class PatchSampler:
         idx = self._groups[g]
         return self.items[idx[int(rng.choice(len(idx), p=self._p[g]))]]
 
+    @staticmethod
+    def _add_stars(rng: np.random.Generator, img: np.ndarray, weight: np.ndarray, regime: Any,
+                   *, read_noise: float, sky: float) -> tuple[np.ndarray, np.ndarray]:
+        """``img`` plus drawn stars (:func:`.star_aug.draw_stars`) whose significance is set by the
+        noise the patch will have after ``regime`` (its own noise when None); weights by maximum."""
+        rn, bg = float(read_noise), max(float(sky), 0.0) if np.isfinite(sky) else 0.0
+        quant = 0.0
+        if regime is not None:
+            rn, bg, quant = max(rn, float(regime.read_noise)), bg + float(regime.extra_sky), float(regime.gain) ** 2 / 12.0
+        sigma = float(np.sqrt(rn * rn + bg + quant))
+        charge, star_w = draw_stars(rng, img.shape, max(sigma, 1e-3))
+        return (img + charge).astype(np.float32), np.maximum(weight, star_w).astype(np.float32)
+
     def next_batch(self) -> dict[str, np.ndarray]:
         """One batch: ``x`` (normalised input), ``y`` (truth), ``valid`` and ``weight``,
         each float32 of shape (batch, 1, patch, patch)."""
@@ -417,8 +438,11 @@ class PatchSampler:
             gain, read_noise = it.gain, it.read_noise
             sky = it.sky if np.isfinite(it.sky) else level
             k_rot, flip = 0, False
-            if self.noise_aug:
-                regime = draw_noise_regime(rng)
+            weight = it.weight[sl]
+            regime = draw_noise_regime(rng) if self.noise_aug else None
+            if self.star_aug > 0 and rng.random() < self.star_aug:
+                img, weight = self._add_stars(rng, img, weight, regime, read_noise=read_noise, sky=sky)
+            if regime is not None:
                 img, new = apply_noise_regime(img, regime, rng, read_noise=read_noise, sky=sky)
                 added_rn2 = new["read_noise"] ** 2 - read_noise ** 2
                 c = c + new["added_sky"]
@@ -446,7 +470,7 @@ class PatchSampler:
                 x = normalize_noise_model(img, gain=gain, read_noise=read_noise, sky=sky, center=level)
             else:
                 x = normalize(img, c, s)
-            arrays = [x, it.truth[sl], it.valid[sl], it.weight[sl]]
+            arrays = [x, it.truth[sl], it.valid[sl], weight]
             for key, a in zip(("x", "y", "valid", "weight"), arrays):
                 a = np.rot90(a, k_rot)
                 if flip:

@@ -1,0 +1,115 @@
+"""Star augmentation (``--star-aug P``): undersampled stars at high significance as hard negatives.
+
+Why: a single-frame detector separates CRs from stars by their sharpness. Stars whose core is
+barely resolved (PSF FWHM 1-2 px) and many sigma above the noise look like CR hits, and training
+data with such stars only at their native brightness does not teach that difference. In the
+noise-regime grid (``benchmarks/noise_regimes.py``) the real backgrounds are scaled to a sky of
+10,000 e-, so faint undersampled stars of the MicroObservatory field (FWHM ~1.6 px) peak at 20-47
+sigma and were the top false positives of every single-frame net. Scaling a patch's existing
+structure does not reproduce that (a smoothed copy of a 1.6-px core is a blob, not a sharp core);
+this module adds stars drawn from a model instead.
+
+With probability ``P`` per training patch, :func:`draw_stars` adds ``Poisson(STARS_PER_PATCH)``
+stars (at least one), each an elliptical Gaussian integrated over the pixels (the exact pixel
+response of an undersampled PSF, not a point sample) with
+
+- FWHM log-uniform in :data:`FWHM_RANGE` px along each axis (an axis ratio up to 1.5 follows),
+- a sub-pixel centre uniform over the patch,
+- a peak pixel of ``k`` sigma of the patch's final noise, ``k`` log-uniform in
+  :data:`PEAK_SIGMA_RANGE` (so the stars are equally hard in every noise regime),
+
+and its photon (Poisson) noise. The truth is unchanged (stars are not CRs; a CR under a star
+stays a CR). The star pixels get loss weight like the sources of the Cosmic-CoNN weight map
+(:func:`baselines.unet.data.source_weight_map`): the added star image clipped to ``[1, 5]`` sigma,
+smoothed by a Gaussian of 2 px and scaled to peak 1, combined with the patch's map by maximum.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.special import erf
+
+#: Stars per augmented patch (Poisson mean; at least one is drawn).
+STARS_PER_PATCH = 4.0
+#: FWHM range of each axis, px.
+FWHM_RANGE = (1.0, 3.0)
+#: Peak-pixel significance range, in sigma of the patch's final noise.
+PEAK_SIGMA_RANGE = (5.0, 300.0)
+_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def pixel_integrated_gaussian(centre: float, sigma: float, n: int) -> np.ndarray:
+    """Fraction of a unit 1-D Gaussian (``centre``, ``sigma`` in px) falling in each of pixels ``0..n-1``.
+
+    Pixel ``i`` spans ``[i - 0.5, i + 0.5]``.
+    """
+    edges = (np.arange(n + 1, dtype=np.float64) - 0.5 - float(centre)) / (float(sigma) * np.sqrt(2.0))
+    return 0.5 * np.diff(erf(edges))
+
+
+def star_image(shape: tuple[int, int], y: float, x: float, fwhm_y: float, fwhm_x: float,
+               peak: float) -> np.ndarray:
+    """Noise-free pixel-integrated elliptical Gaussian star whose brightest pixel is ``peak`` e-.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Patch shape.
+    y, x : float
+        Centre (px; pixel ``i`` is centred on ``i``).
+    fwhm_y, fwhm_x : float
+        FWHM along each axis (px, > 0).
+    peak : float
+        Value of the brightest pixel (e-, >= 0).
+    """
+    if not (fwhm_y > 0 and fwhm_x > 0 and peak >= 0):
+        raise ValueError(f"star_image: expected fwhm > 0 and peak >= 0, got fwhm ({fwhm_y}, {fwhm_x}), peak {peak}")
+    py = pixel_integrated_gaussian(y, fwhm_y * _FWHM_TO_SIGMA, shape[0])
+    px = pixel_integrated_gaussian(x, fwhm_x * _FWHM_TO_SIGMA, shape[1])
+    img = np.outer(py, px)
+    top = float(img.max())
+    return img * (float(peak) / top) if top > 0 else img
+
+
+def draw_stars(rng: np.random.Generator, shape: tuple[int, int], noise_sigma: float, *,
+               stars_per_patch: float = STARS_PER_PATCH, fwhm_range: tuple[float, float] = FWHM_RANGE,
+               peak_sigma_range: tuple[float, float] = PEAK_SIGMA_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the stars of one patch (module docstring): their charge with photon noise, and their weight.
+
+    Parameters
+    ----------
+    rng : numpy Generator
+        Stream (positions, shapes, brightness, photon noise, in that order per star).
+    shape : (int, int)
+        Patch shape.
+    noise_sigma : float
+        The patch's final noise sigma (e-) that sets each star's peak significance (> 0).
+
+    Returns
+    -------
+    (charge, weight) : float64 arrays of ``shape``
+        The stars' charge in e- (Poisson noise included, >= 0) and their loss weight in [0, 1].
+    """
+    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
+        raise ValueError(f"draw_stars: noise_sigma must be finite and > 0, got {noise_sigma!r}")
+    n = max(1, int(rng.poisson(stars_per_patch)))
+    model = np.zeros(shape, np.float64)
+    for _ in range(n):
+        y = float(rng.uniform(-0.5, shape[0] - 0.5))
+        x = float(rng.uniform(-0.5, shape[1] - 0.5))
+        fy, fx = _log_uniform(rng, *fwhm_range), _log_uniform(rng, *fwhm_range)
+        if max(fy, fx) > 1.5 * min(fy, fx):  # axis ratio at most 1.5
+            fy = fx = float(np.sqrt(fy * fx))
+        k = _log_uniform(rng, *peak_sigma_range)
+        model += star_image(shape, y, x, fy, fx, k * noise_sigma)
+    charge = rng.poisson(model).astype(np.float64)
+    w = np.clip(model / noise_sigma, 1.0, 5.0) - 1.0
+    w = ndimage.gaussian_filter(w, 2.0, mode="reflect")
+    top = float(w.max())
+    if top > 0:
+        w /= top
+    return charge, w
