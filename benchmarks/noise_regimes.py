@@ -6,8 +6,13 @@ Backgrounds (``--backgrounds``):
   same code that builds the ``microobs-hatp32-sim`` twin (:mod:`data_recipes.real.twins`): the series
   is read from the download registry (``$CRBENCH_MIRROR`` for a local mirror), its
   :func:`~data_recipes.real.labelling.fit_series_model` gives the aligned median moved onto a frame
-  plus that frame's sky, in electrons (:meth:`SeriesModel.model_in_frame_e`); uncovered pixels are
-  set to the frame's sky, as the twin does. The frames with the highest sky are used: the sky in e-
+  plus that frame's sky, in electrons (:meth:`SeriesModel.model_in_frame_e`), cropped to the
+  rectangle the model covers in every chosen frame (:func:`covered_box`; ~456x507 of the 500x650
+  frames). The twin fills uncovered pixels with the frame's sky and ignores them; the first version
+  of this benchmark filled them without ignoring them, which cut the stars on the coverage edge
+  (row ~458, column ~507) into half-stars with a straight, sharp side: at a sky of 10,000 e- those
+  edges stood hundreds of sigma above the sky and were the top false positives of every
+  single-frame detector, an artefact no real frame has. The frames with the highest sky are used: the sky in e-
   rests on a bias estimated as the darkest frame's level, so it is best known, relative to itself,
   where it is brightest. The median of 12-bit frames keeps a residual texture (ADU steps of ~39 e-
   and median noise; printed as ``texture``, relative to the sky): it scales with the sky like the
@@ -24,7 +29,8 @@ electrons. The CRs are drawn ONCE per background (``data_recipes.sim.physics.sim
 layer under crbench's truth rule (:mod:`crbench.truth`) with the cell's noise sigma
 ``sqrt(r^2 + background + g^2/12)`` (read, shot and quantisation noise; the simulator's recipes leave
 the quantisation term out, which at 20 e-/ADU is 5.8 e-), so a faint CR can be truth in a
-quiet cell and halo in a noisy one. Saturated pixels are ignored. Two companion exposures per sample
+quiet cell and halo in a noisy one. Saturated pixels and an 8-px border (the twin's and the real
+labels' ``border``: stars cut by the image edge peak there) are ignored. Two companion exposures per sample
 (the same background, independent noise and independent CRs, also the same in every cell; not in
 truth) serve the median detector.
 
@@ -229,7 +235,7 @@ def cell_sample(inj: Injection, cell: Cell, rng: np.random.Generator) -> Sample:
     img = observe(rng, bg, cell, inj.primary.charge)
     exps = [observe(rng, bg, cell, layer.charge) for layer in inj.companions]
     truth, halo = inj.primary.truth_and_halo(cell.sigma(bg))
-    ignore = img >= cell.saturation
+    ignore = (img >= cell.saturation) | edge_mask(img.shape)
     truth, halo = truth & ~ignore, halo & ~ignore
     labels = np.where(truth, inj.primary.labels, 0).astype(np.int32)
     meta = {"gain": cell.gain, "read_noise": cell.read_noise, "sky": cell.sky, "saturation": cell.saturation,
@@ -237,6 +243,15 @@ def cell_sample(inj: Injection, cell: Cell, rng: np.random.Generator) -> Sample:
     return Sample(id=inj.id, image=img.astype(np.float32), truth=labels > 0, ignore=ignore, labels=labels,
                   halo=halo, exposures=np.stack(exps).astype(np.float32) if exps else None, meta=meta,
                   dqmask=saturation_dqmask(img, cell.saturation, tolerance=cell.gain)).validate()
+
+
+def edge_mask(shape: tuple[int, ...], width: int | None = None) -> np.ndarray:
+    """True within ``width`` px of the image edge (default the real labelling's ``border``, 8 px: the
+    twin and the real labels ignore it; stars cut by the edge peak there)."""
+    from data_recipes.real.labelling.masks import border_mask
+    from data_recipes.real.labelling.params import LabelParams
+
+    return border_mask((int(shape[-2]), int(shape[-1])), LabelParams().border if width is None else int(width))
 
 
 def cell_samples(injections: Sequence[Injection], cell: Cell, cell_index: int, seed: int = 0) -> list[Sample]:
@@ -292,12 +307,39 @@ def real_backgrounds(n: int, crop: tuple[int, int] | None, series_frames: int | 
     cube, _, _ = load_series(download(DOWNLOAD, progress=progress), series_frames, progress=progress)
     model = fit_series_model(cube, params=LabelParams(saturation_adu=SATURATION_ADU), progress=progress)
     sky_e = (np.asarray(model.sky_adu, np.float64) - model.noise.bias) * model.noise.gain
-    out = []
-    for i in sorted(np.argsort(-sky_e)[: max(int(n), 1)]):
-        bg = np.where(model.coverage_in_frame(int(i)), model.model_in_frame_e(int(i)),
-                      (model.sky_adu[i] - model.noise.bias) * model.noise.gain)
-        out.append(crop_center(np.asarray(bg, np.float64), crop))
-    return out
+    chosen = [int(i) for i in sorted(np.argsort(-sky_e)[: max(int(n), 1)])]
+    ys, xs = covered_box([model.coverage_in_frame(i) for i in chosen])
+    return [crop_center(np.asarray(model.model_in_frame_e(i), np.float64)[ys, xs], crop) for i in chosen]
+
+
+def covered_box(masks: Sequence[np.ndarray]) -> tuple[slice, slice]:
+    """The rectangle covered in every mask: the bounding box of their intersection, trimmed (edge row or
+    column with the most uncovered pixels first) until every pixel in it is covered.
+
+    Raises
+    ------
+    NoiseGridError
+        When no pixel is covered in every mask.
+    """
+    common = np.logical_and.reduce([np.asarray(m, bool) for m in masks])
+    if not common.any():
+        raise NoiseGridError("the series model covers no pixel common to the chosen frames")
+    rows, cols = np.flatnonzero(common.any(axis=1)), np.flatnonzero(common.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    while not common[y0:y1, x0:x1].all():
+        box = common[y0:y1, x0:x1]
+        edges = {"top": (~box[0]).sum(), "bottom": (~box[-1]).sum(), "left": (~box[:, 0]).sum(),
+                 "right": (~box[:, -1]).sum()}
+        worst = max(edges, key=lambda k: edges[k])
+        if worst == "top":
+            y0 += 1
+        elif worst == "bottom":
+            y1 -= 1
+        elif worst == "left":
+            x0 += 1
+        else:
+            x1 -= 1
+    return slice(y0, y1), slice(x0, x1)
 
 
 def dataset_backgrounds(path: str | Path, n: int, crop: tuple[int, int] | None) -> list[np.ndarray]:

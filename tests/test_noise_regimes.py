@@ -138,3 +138,20 @@ def test_below_classical_check(nr):
                                                             "ap": float("nan")},
     ])
     assert nr.below_classical(df, "attention-unet") == ["a", "d"]
+
+
+def test_covered_box_is_the_rectangle_covered_in_every_frame(nr):
+    a = np.zeros((50, 60), bool)
+    a[:45, :52] = True  # one frame's coverage (the model shifted by its pointing)
+    b = np.zeros((50, 60), bool)
+    b[3:48, :50] = True
+    ys, xs = nr.covered_box([a, b])
+    assert (ys.start, ys.stop, xs.start, xs.stop) == (3, 45, 0, 50)
+    assert a[ys, xs].all() and b[ys, xs].all()
+    # a non-rectangular coverage (a notch) is trimmed until every pixel is covered, keeping most rows
+    c = np.ones((40, 40), bool)
+    c[:3, 30:] = False
+    ys, xs = nr.covered_box([c])
+    assert c[ys, xs].all() and (ys.stop - ys.start) * (xs.stop - xs.start) >= 37 * 40
+    with pytest.raises(nr.NoiseGridError, match="covers no pixel"):
+        nr.covered_box([a, ~a])
