@@ -8,15 +8,20 @@ Backgrounds (``--backgrounds``):
   :func:`~data_recipes.real.labelling.fit_series_model` gives the aligned median moved onto a frame
   plus that frame's sky, in electrons (:meth:`SeriesModel.model_in_frame_e`), cropped to the
   rectangle the model covers in every chosen frame (:func:`covered_box`; ~456x507 of the 500x650
-  frames). The twin fills uncovered pixels with the frame's sky and ignores them; the first version
-  of this benchmark filled them without ignoring them, which cut the stars on the coverage edge
-  (row ~458, column ~507) into half-stars with a straight, sharp side: at a sky of 10,000 e- those
-  edges stood hundreds of sigma above the sky and were the top false positives of every
-  single-frame detector, an artefact no real frame has. The frames with the highest sky are used: the sky in e-
-  rests on a bias estimated as the darkest frame's level, so it is best known, relative to itself,
-  where it is brightest. The median of 12-bit frames keeps a residual texture (ADU steps of ~39 e-
-  and median noise; printed as ``texture``, relative to the sky): it scales with the sky like the
-  rest of the structure, and the companions share it.
+  frames). Pixels the real frame saturated (raw ADU at the camera's saturation; their true value
+  is unknown) are saturated in every cell. The frames with the highest sky are used: the sky in e- rests on a
+  bias estimated as the darkest frame's level, so it is best known, relative to itself, where it
+  is brightest. The median of 12-bit frames keeps a residual texture (ADU steps of ~39 e- and
+  median noise; printed as ``texture``, relative to the sky): it scales with the sky like the rest
+  of the structure, and the companions share it.
+
+  Why the crop and the saturation (measured on the first version, which filled uncovered pixels
+  with the frame's sky without ignoring them, as the twin does, and scaled saturated plateaus): the
+  fill cut the stars on the coverage edge (row ~458, column ~507) into half-stars with a straight,
+  sharp side, and a saturated star with its bleed column became, once scaled below the cell's full
+  scale, a flat plateau with sharp edges. At a sky of 10,000 e- both stood hundreds of sigma above
+  the sky and were the top false positives of every single-frame detector: artefacts of the
+  construction that no real frame has.
 - ``dataset:PATH``: the median of each sample's image and stored exposures of a built dataset
   (e.g. ``$CRBENCH_DATA_DIR/datasets/microobs-hatp32-sim``), CRs and noise included in that median.
 
@@ -29,10 +34,11 @@ electrons. The CRs are drawn ONCE per background (``data_recipes.sim.physics.sim
 layer under crbench's truth rule (:mod:`crbench.truth`) with the cell's noise sigma
 ``sqrt(r^2 + background + g^2/12)`` (read, shot and quantisation noise; the simulator's recipes leave
 the quantisation term out, which at 20 e-/ADU is 5.8 e-), so a faint CR can be truth in a
-quiet cell and halo in a noisy one. Saturated pixels and an 8-px border (the twin's and the real
-labels' ``border``: stars cut by the image edge peak there) are ignored. Two companion exposures per sample
-(the same background, independent noise and independent CRs, also the same in every cell; not in
-truth) serve the median detector.
+quiet cell and halo in a noisy one. Ignored, as the real labels ignore them: saturated pixels with a
+2-px ring around them (``saturation_grow``: bleeding and non-linearity next to a full well;
+:func:`grow_saturation`) and an 8-px border (``border``: stars cut by the image edge peak there).
+Two companion exposures per sample (the same background, independent noise and independent CRs,
+also the same in every cell; not in truth) serve the median detector.
 
 Scoring is crbench's own: each cell is written as a temporary dataset (:func:`crbench.dataset.write_dataset`)
 and scored by :func:`crbench.evaluate` (protocol crbench, pooled pixels, halo ignored, operating point
@@ -194,10 +200,13 @@ class Injection:
     background: np.ndarray
     primary: Any  # data_recipes.sim.physics.CRLayer of the scored image
     companions: list[Any]  # CR layers of the companion exposures (not in truth)
+    #: pixels the real frame saturated (true value unknown): saturated in every cell (None: none)
+    saturated: np.ndarray | None = None
 
 
 def draw_injections(backgrounds: Sequence[np.ndarray], *, preset: str = "ground-small", rate_scale: float = 10.0,
-                    seed: int = 0, n_companions: int = N_COMPANIONS) -> list[Injection]:
+                    seed: int = 0, n_companions: int = N_COMPANIONS,
+                    saturated: Sequence[np.ndarray | None] | None = None) -> list[Injection]:
     """Simulate the CRs of every background once (primary and companions), to reuse in every cell.
 
     Parameters
@@ -212,6 +221,8 @@ def draw_injections(backgrounds: Sequence[np.ndarray], *, preset: str = "ground-
         Seed; background ``i`` uses the stream ``[seed, i]``.
     n_companions : int
         Companion exposures per background.
+    saturated : sequence of bool arrays, optional
+        Per background, the pixels its real frame saturated (:func:`real_backgrounds_and_saturation`).
     """
     from data_recipes.sim.physics import simulate_crs
     from data_recipes.sim.presets import get_preset
@@ -225,7 +236,10 @@ def draw_injections(backgrounds: Sequence[np.ndarray], *, preset: str = "ground-
         shape = tuple(np.shape(bg))
         layers = [simulate_crs(rng, shape, p, EXPTIME, id_offset=1000 * k, rate_scale=rate_scale, classify=False)
                   for k in range(1 + n_companions)]
-        out.append(Injection(f"bg{i:02d}", np.asarray(bg, np.float64), layers[0], layers[1:]))
+        sat = None if saturated is None or saturated[i] is None else np.asarray(saturated[i], bool)
+        if sat is not None and sat.shape != shape:
+            raise NoiseGridError(f"background {i}: saturation mask of shape {sat.shape}, expected {shape}")
+        out.append(Injection(f"bg{i:02d}", np.asarray(bg, np.float64), layers[0], layers[1:], sat))
     return out
 
 
@@ -235,7 +249,10 @@ def cell_sample(inj: Injection, cell: Cell, rng: np.random.Generator) -> Sample:
     img = observe(rng, bg, cell, inj.primary.charge)
     exps = [observe(rng, bg, cell, layer.charge) for layer in inj.companions]
     truth, halo = inj.primary.truth_and_halo(cell.sigma(bg))
-    ignore = (img >= cell.saturation) | edge_mask(img.shape)
+    if inj.saturated is not None and inj.saturated.any():
+        for frame in [img, *exps]:
+            frame[inj.saturated] = cell.saturation
+    ignore = edge_mask(img.shape) | grow_saturation(img >= cell.saturation)
     truth, halo = truth & ~ignore, halo & ~ignore
     labels = np.where(truth, inj.primary.labels, 0).astype(np.int32)
     meta = {"gain": cell.gain, "read_noise": cell.read_noise, "sky": cell.sky, "saturation": cell.saturation,
@@ -252,6 +269,18 @@ def edge_mask(shape: tuple[int, ...], width: int | None = None) -> np.ndarray:
     from data_recipes.real.labelling.params import LabelParams
 
     return border_mask((int(shape[-2]), int(shape[-1])), LabelParams().border if width is None else int(width))
+
+
+def grow_saturation(saturated: np.ndarray, steps: int | None = None) -> np.ndarray:
+    """``saturated`` grown by ``steps`` 8-connected steps (default the real labelling's
+    ``saturation_grow``, 2 px: the ring around a saturated core that the real labels ignore)."""
+    from scipy import ndimage
+
+    from data_recipes.real.labelling.params import EIGHT, LabelParams
+
+    n = LabelParams().saturation_grow if steps is None else int(steps)
+    sat = np.asarray(saturated, bool)
+    return ndimage.binary_dilation(sat, EIGHT, iterations=n) if n > 0 and sat.any() else sat
 
 
 def cell_samples(injections: Sequence[Injection], cell: Cell, cell_index: int, seed: int = 0) -> list[Sample]:
@@ -286,7 +315,14 @@ def texture(background: np.ndarray) -> float:
 
 def real_backgrounds(n: int, crop: tuple[int, int] | None, series_frames: int | None = None,
                      progress: bool = True) -> list[np.ndarray]:
-    """Clean real MicroObservatory backgrounds in e- of the ``n`` frames with the highest sky (see module doc).
+    """The backgrounds of :func:`real_backgrounds_and_saturation` without their saturation masks."""
+    return real_backgrounds_and_saturation(n, crop, series_frames, progress)[0]
+
+
+def real_backgrounds_and_saturation(n: int, crop: tuple[int, int] | None, series_frames: int | None = None,
+                                    progress: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Clean real MicroObservatory backgrounds in e- of the ``n`` frames with the highest sky (see module
+    doc), and per background the pixels its real frame saturated (raw ADU >= the camera's saturation).
 
     Parameters
     ----------
@@ -309,7 +345,9 @@ def real_backgrounds(n: int, crop: tuple[int, int] | None, series_frames: int | 
     sky_e = (np.asarray(model.sky_adu, np.float64) - model.noise.bias) * model.noise.gain
     chosen = [int(i) for i in sorted(np.argsort(-sky_e)[: max(int(n), 1)])]
     ys, xs = covered_box([model.coverage_in_frame(i) for i in chosen])
-    return [crop_center(np.asarray(model.model_in_frame_e(i), np.float64)[ys, xs], crop) for i in chosen]
+    bgs = [crop_center(np.asarray(model.model_in_frame_e(i), np.float64)[ys, xs], crop) for i in chosen]
+    sats = [crop_center(np.asarray(cube[i] >= SATURATION_ADU)[ys, xs], crop) for i in chosen]
+    return bgs, sats
 
 
 def covered_box(masks: Sequence[np.ndarray]) -> tuple[slice, slice]:
@@ -507,14 +545,16 @@ def _run(args: argparse.Namespace) -> int:
     names = [d.strip() for d in args.detectors.split(",") if d.strip()]
     if args.backgrounds == "real":
         frames = args.series_frames
-        bgs = real_backgrounds(n_bg, crop, frames)
-        source = f"real MicroObservatory backgrounds (series model on {frames or 'all'} frames)"
+        bgs, sats = real_backgrounds_and_saturation(n_bg, crop, frames)
+        source = (f"real MicroObservatory backgrounds (series model on {frames or 'all'} frames; "
+                  f"{sum(int(m.sum()) for m in sats)} natively saturated px)")
     elif args.backgrounds.startswith("dataset:"):
         bgs = dataset_backgrounds(args.backgrounds.split(":", 1)[1], n_bg, crop)
+        sats = None
         source = f"median of image+exposures of {args.backgrounds.split(':', 1)[1]}"
     else:
         raise NoiseGridError(f"--backgrounds: expected 'real' or 'dataset:PATH', got {args.backgrounds!r}")
-    injections = draw_injections(bgs, preset=args.preset, rate_scale=rate, seed=args.seed)
+    injections = draw_injections(bgs, preset=args.preset, rate_scale=rate, seed=args.seed, saturated=sats)
     tex = np.mean([texture(b) for b in bgs])
     n_crs = sum(len(np.unique(inj.primary.labels[inj.primary.labels > 0])) for inj in injections)
     print(f"# noise regimes: {len(grid)} cells x {len(bgs)} backgrounds {bgs[0].shape}; {source}; "
