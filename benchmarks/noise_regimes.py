@@ -7,21 +7,24 @@ Backgrounds (``--backgrounds``):
   is read from the download registry (``$CRBENCH_MIRROR`` for a local mirror), its
   :func:`~data_recipes.real.labelling.fit_series_model` gives the aligned median moved onto a frame
   plus that frame's sky, in electrons (:meth:`SeriesModel.model_in_frame_e`), cropped to the
-  rectangle the model covers in every chosen frame (:func:`covered_box`; ~456x507 of the 500x650
-  frames). Pixels the real frame saturated (raw ADU at the camera's saturation; their true value
-  is unknown) are saturated in every cell. The frames with the highest sky are used: the sky in e- rests on a
-  bias estimated as the darkest frame's level, so it is best known, relative to itself, where it
-  is brightest. The median of 12-bit frames keeps a residual texture (ADU steps of ~39 e- and
-  median noise; printed as ``texture``, relative to the sky): it scales with the sky like the rest
-  of the structure, and the companions share it.
+  rectangle the model covers in every chosen frame (:func:`covered_box`; 438x376 of the 500x650
+  frames for the 8 frames with the highest sky). Pixels the real frame saturated (raw ADU at the
+  camera's saturation; their true value is unknown) keep their scaled value but are flagged
+  saturated (``DQ_SATURATED`` in the sample's instrument mask, as a pipeline flags a full well)
+  and ignored in every cell; setting them to the ADC's full scale instead would put 1.3e6 e- into
+  the gain-20 cells, beyond any full well. The frames with the highest sky are used: the sky in e-
+  rests on a bias estimated as the darkest frame's level, so it is best known, relative to itself,
+  where it is brightest. The median of 12-bit frames keeps a residual texture (ADU steps of ~39 e-
+  and median noise; printed as ``texture``, relative to the sky): it scales with the sky like the
+  rest of the structure, and the companions share it.
 
-  Why the crop and the saturation (measured on the first version, which filled uncovered pixels
-  with the frame's sky without ignoring them, as the twin does, and scaled saturated plateaus): the
-  fill cut the stars on the coverage edge (row ~458, column ~507) into half-stars with a straight,
-  sharp side, and a saturated star with its bleed column became, once scaled below the cell's full
-  scale, a flat plateau with sharp edges. At a sky of 10,000 e- both stood hundreds of sigma above
-  the sky and were the top false positives of every single-frame detector: artefacts of the
-  construction that no real frame has.
+  Why the crop and the saturation flags (measured on the first version, which filled uncovered
+  pixels with the frame's sky as the twin does but, unlike the twin, did not ignore them, and which
+  scaled saturated plateaus without flagging them): the fill cut the stars on the coverage edge (row
+  ~458, column ~507) into half-stars with a straight, sharp side, and a saturated star with its
+  bleed column became, once scaled below the cell's full scale, an unflagged flat plateau with sharp
+  edges. At a sky of 10,000 e- both stood hundreds of sigma above the sky and were the top false
+  positives of every single-frame detector: artefacts of the construction that no real frame has.
 - ``dataset:PATH``: the median of each sample's image and stored exposures of a built dataset
   (e.g. ``$CRBENCH_DATA_DIR/datasets/microobs-hatp32-sim``), CRs and noise included in that median.
 
@@ -79,7 +82,7 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crbench.errors import CRBenchError  # noqa: E402
-from crbench.observation import saturation_dqmask  # noqa: E402
+from crbench.observation import DQ_SATURATED, saturation_dqmask  # noqa: E402
 from crbench.portable import digitise  # noqa: E402
 from crbench.sample import Sample  # noqa: E402
 
@@ -200,7 +203,7 @@ class Injection:
     background: np.ndarray
     primary: Any  # data_recipes.sim.physics.CRLayer of the scored image
     companions: list[Any]  # CR layers of the companion exposures (not in truth)
-    #: pixels the real frame saturated (true value unknown): saturated in every cell (None: none)
+    #: pixels the real frame saturated (true value unknown): flagged saturated in every cell (None: none)
     saturated: np.ndarray | None = None
 
 
@@ -249,17 +252,19 @@ def cell_sample(inj: Injection, cell: Cell, rng: np.random.Generator) -> Sample:
     img = observe(rng, bg, cell, inj.primary.charge)
     exps = [observe(rng, bg, cell, layer.charge) for layer in inj.companions]
     truth, halo = inj.primary.truth_and_halo(cell.sigma(bg))
-    if inj.saturated is not None and inj.saturated.any():
-        for frame in [img, *exps]:
-            frame[inj.saturated] = cell.saturation
-    ignore = edge_mask(img.shape) | grow_saturation(img >= cell.saturation)
+    dq = saturation_dqmask(img, cell.saturation, tolerance=cell.gain)
+    saturated = img >= cell.saturation
+    if inj.saturated is not None:
+        dq[inj.saturated] |= DQ_SATURATED
+        saturated |= inj.saturated
+    ignore = edge_mask(img.shape) | grow_saturation(saturated)
     truth, halo = truth & ~ignore, halo & ~ignore
     labels = np.where(truth, inj.primary.labels, 0).astype(np.int32)
     meta = {"gain": cell.gain, "read_noise": cell.read_noise, "sky": cell.sky, "saturation": cell.saturation,
             "exptime": EXPTIME, "cell": cell.name}
     return Sample(id=inj.id, image=img.astype(np.float32), truth=labels > 0, ignore=ignore, labels=labels,
                   halo=halo, exposures=np.stack(exps).astype(np.float32) if exps else None, meta=meta,
-                  dqmask=saturation_dqmask(img, cell.saturation, tolerance=cell.gain)).validate()
+                  dqmask=dq).validate()
 
 
 def edge_mask(shape: tuple[int, ...], width: int | None = None) -> np.ndarray:
