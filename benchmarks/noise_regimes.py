@@ -473,6 +473,29 @@ def markdown_table(df: pd.DataFrame, detectors: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: Short column names of the compact AP table (:func:`ap_table`).
+SHORT_NAMES = {"attention-unet-mixture": "attn-mix", "unet-nogate-mixture": "nogate-mix",
+               "deepcr-retrained-mixture": "dcr2-32-mix"}
+
+
+def ap_table(df: pd.DataFrame, detectors: Sequence[str]) -> str:
+    """AP per cell and detector, one row per cell (the README's table): a learned detector's AP carries
+    ``*`` when it is below the better classical baseline in a cell where that one reaches AP 0.5."""
+    head = ["read noise (e-)", "sky (e-)", "gain (e-/ADU)", "truth px"] + [SHORT_NAMES.get(d, d) for d in detectors]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    flagged = {d: set(below_classical(df, d)) for d in detectors if d not in CLASSICAL}
+    for cell, g in df.groupby("cell", sort=False):
+        first = g.iloc[0]
+        row = [f"{first.read_noise:g}", f"{first.sky:g}", f"{first.gain:g}", str(int(first.truth_px))]
+        for d in detectors:
+            x = g[g.detector == d]
+            ap_d = float(x.iloc[0].ap) if len(x) else float("nan")
+            text = f"{ap_d:.2f}" if math.isfinite(ap_d) else "–"
+            row.append(text + ("*" if cell in flagged.get(d, ()) else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def below_classical(df: pd.DataFrame, learned: str, classical: Sequence[str] = CLASSICAL,
                     ap_min: float = AP_CLASSICAL_MIN) -> list[str]:
     """Cells where a classical baseline reaches AP >= ``ap_min`` and ``learned`` scores below it."""
@@ -591,7 +614,9 @@ def _run(args: argparse.Namespace) -> int:
     for line in checks:
         print(line)
     if args.out:
-        write_outputs(Path(args.out), df, md + "\n\n" + "\n".join(f"- {c}" for c in checks))
+        compact = ("AP per cell (`*`: below the better classical baseline where that one reaches AP "
+                   f"{AP_CLASSICAL_MIN:g}):\n\n" + ap_table(df, list(dets)))
+        write_outputs(Path(args.out), df, md + "\n\n" + "\n".join(f"- {c}" for c in checks) + "\n\n" + compact)
         print(f"wrote {Path(args.out) / 'noise_regimes.csv'} and noise_regimes.md")
     head = len(below_classical(df, HEADLINE)) if HEADLINE in dets else "n/a (not scored)"
     print(f"cells_where_{HEADLINE}_below_classical: {head}")

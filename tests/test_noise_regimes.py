@@ -138,6 +138,13 @@ def test_below_classical_check(nr):
                                                             "ap": float("nan")},
     ])
     assert nr.below_classical(df, "attention-unet") == ["a", "d"]
+    # the compact AP table marks exactly those cells, for the learned detector only
+    for col, val in (("read_noise", 5.0), ("sky", 10.0), ("gain", 1.0), ("truth_px", 100)):
+        df[col] = val
+    rows = nr.ap_table(df, ["median", "lacosmic", "attention-unet"]).splitlines()[2:]
+    cells = [r.strip("| ").split(" | ") for r in rows]
+    assert [c[-1] for c in cells] == ["0.70*", "0.10", "0.90", "–*"]
+    assert not any("*" in x for c in cells for x in c[:-1])
 
 
 def test_covered_box_is_the_rectangle_covered_in_every_frame(nr):
