@@ -2,9 +2,10 @@
 CRBENCH_MIRROR set): the noise-regime grid of benchmarks/noise_regimes.py (same backgrounds, CRs and
 cells as the README command, NBG backgrounds, default 4) for the median comparison and candidate nets
 given as LABEL=WEIGHTS (an attention U-Net weight file) or LABEL=reg:DETECTOR (a registered detector).
-Used for the star-augmentation test (README "Noise regimes"):
+Used for the star-augmentation test (README "Noise regimes") and, with 4 backgrounds, the diagnosis
+runs in diagnosis/ (each at the benchmark state its README names):
 
-    NBG=8 python docs/noise_regimes/exploratory/star_aug_eval.py docs/noise_regimes/exploratory/star_aug.csv \
+    NBG=8 python docs/noise_regimes/exploratory/star_aug_eval.py docs/noise_regimes/exploratory/diagnosis/star_aug_8_backgrounds.csv \
         mixture-10=runs/budget10/attention-unet-mixture.pt star-aug-0.3=runs/star/p0.3/attention-unet-mixture.pt \
         star-aug-0.6=runs/star/p0.6/attention-unet-mixture.pt
 
