@@ -14,6 +14,15 @@ import pytest
 
 from crbench.sample import Sample
 
+# Property tests draw fresh random examples on a developer's machine but the same ones under CI ($CI
+# set), so that a CI verdict does not depend on the draw (a failure found locally is kept in
+# .hypothesis/ and replayed first).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
+
 # Under CI ($CI set) any skip fails the session (see _ci_skip_guard.py).
 from _ci_skip_guard import pytest_configure  # noqa: F401  (hook, registered by being in this namespace)
 
