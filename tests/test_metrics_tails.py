@@ -76,8 +76,18 @@ def test_probability_bins_match_sklearn_where_curves_saturate(seed, n, kind):
     s, y = _adversarial(seed, n, kind)
     b = Binning.for_range((0.0, 1.0))
     c = curve_from_histograms(*class_histograms(s, y, b), b)
-    want_tpr = _sk_tpr_at(y, s, 1e-4)
+    # exact: the binned metrics are scikit-learn's metrics of the binned scores (bin index as score)
+    q = b.index(s).astype(np.float64)
+    want_q = _sk_tpr_at(y, q, 1e-4)
     got_tpr = tpr_at_fpr(c, 1e-4)
+    assert (np.isnan(got_tpr) and np.isnan(want_q)) or abs(got_tpr - want_q) < 1e-9
+    assert abs(ap(c) - average_precision_score(y, q)) < 1e-9
+    assert abs(best_dice(c) - _sk_best_dice(y, q)) < 1e-9
+    # resolution: against the raw scores. Every score of 'top', 'both' and 'constant' has its own bin;
+    # 'bottom' spaces distinct scores ~3e-12 apart near 6e-8, finer than the bins' documented 2**-10
+    # relative width, so a bin holds a few positives there (measured over 150 draws: AP within 3.2e-4,
+    # best Dice within 1.9e-3)
+    want_tpr = _sk_tpr_at(y, s, 1e-4)
     if np.isnan(want_tpr):
         assert np.isnan(got_tpr)
     else:
@@ -85,7 +95,7 @@ def test_probability_bins_match_sklearn_where_curves_saturate(seed, n, kind):
         # carried by the positives in the bins of the scores next to the exact operating threshold
         assert abs(got_tpr - want_tpr) < 1e-3 + _bin_tpr_resolution(s, y, b, 1e-4)
     assert abs(ap(c) - average_precision_score(y, s)) < 1e-3
-    assert abs(best_dice(c) - _sk_best_dice(y, s)) < 1e-3
+    assert abs(best_dice(c) - _sk_best_dice(y, s)) < (4e-3 if kind == "bottom" else 1e-3)
 
 
 def test_confident_network_top_bin_resolved():
