@@ -423,8 +423,11 @@ def load_detectors(names: Sequence[str], probe: Sample) -> dict[str, Any]:
     return dets
 
 
-def score_cell(samples: Sequence[Sample], detectors: dict[str, Any], cell: Cell, workdir: Path) -> list[dict]:
-    """AP and TPR@5e-4 of every detector on one cell, by :func:`crbench.evaluate` on a temporary dataset."""
+def score_cell(samples: Sequence[Sample], detectors: dict[str, Any], cell: Cell, workdir: Path,
+               bootstrap: int = 0) -> list[dict]:
+    """AP and TPR@5e-4 of every detector on one cell, by :func:`crbench.evaluate` on a temporary dataset;
+    with ``bootstrap`` replicates (resampling the backgrounds) also the 95% AP interval ``ap_lo``, ``ap_hi``
+    (NaN without)."""
     import crbench
     from crbench.dataset import write_dataset
 
@@ -432,7 +435,7 @@ def score_cell(samples: Sequence[Sample], detectors: dict[str, Any], cell: Cell,
     ds = write_dataset(root, iter(samples), name=f"noise-{cell.name}", splits={"test": [s.id for s in samples]},
                        recipe=None, parameters={"cell": cell.name}, statistics=False)
     res = crbench.evaluate(list(detectors.values()), ds, split="test", operating_split=None, per_cr=False,
-                           sources=False, bootstrap=0, progress=False)
+                           sources=False, bootstrap=int(bootstrap), progress=False)
     rows = []
     n_truth = int(sum(int(s.truth.sum()) for s in samples))
     table = res.table
@@ -440,9 +443,11 @@ def score_cell(samples: Sequence[Sample], detectors: dict[str, Any], cell: Cell,
         raise CRBenchError(f"cell {cell.name}: {len(table)} result rows for {len(detectors)} detectors")
     for name, (_, r) in zip(detectors, table.iterrows()):
         status = str(r.get(f"{TPR_KEY}_status", "ok") or "ok")
+        lo, hi = (float(r.get("ap_lo", float("nan"))), float(r.get("ap_hi", float("nan")))) if bootstrap else \
+            (float("nan"), float("nan"))
         rows.append({"cell": cell.name, "read_noise": cell.read_noise, "sky": cell.sky, "gain": cell.gain,
                      "truth_px": n_truth, "detector": name, "ap": float(r["ap"]), "tpr": float(r[TPR_KEY]),
-                     "tpr_status": status})
+                     "tpr_status": status, "ap_lo": lo, "ap_hi": hi})
     return rows
 
 
@@ -494,6 +499,24 @@ def ap_table(df: pd.DataFrame, detectors: Sequence[str]) -> str:
             row.append(text + ("*" if cell in flagged.get(d, ()) else ""))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def interval_gaps(df: pd.DataFrame, learned: str, classical: Sequence[str] = CLASSICAL,
+                  ap_min: float = AP_CLASSICAL_MIN) -> list[dict[str, Any]]:
+    """For each cell of :func:`below_classical`, ``learned``'s and the best classical baseline's AP with
+    their 95% intervals, and whether the intervals are disjoint (``separated``: the learned upper bound
+    below the classical lower bound; NaN intervals without bootstrap are never separated)."""
+    out = []
+    for cell in below_classical(df, learned, classical, ap_min):
+        g = df[df.cell == cell]
+        mine = g[g.detector == learned].iloc[0]
+        best = g[g.detector.isin(classical)].sort_values("ap", ascending=False).iloc[0]
+        lo_c, hi_l = float(best.get("ap_lo", float("nan"))), float(mine.get("ap_hi", float("nan")))
+        out.append({"cell": cell, "learned": learned, "ap": float(mine.ap), "ap_lo": float(mine.get("ap_lo", float("nan"))),
+                    "ap_hi": hi_l, "classical": str(best.detector), "classical_ap": float(best.ap),
+                    "classical_lo": lo_c, "classical_hi": float(best.get("ap_hi", float("nan"))),
+                    "separated": bool(math.isfinite(lo_c) and math.isfinite(hi_l) and hi_l < lo_c)})
+    return out
 
 
 def below_classical(df: pd.DataFrame, learned: str, classical: Sequence[str] = CLASSICAL,
@@ -550,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     ap_.add_argument("--preset", default="ground-small", help="CR preset of data_recipes.sim")
     ap_.add_argument("--rate-scale", type=float, default=None, help="CR rate multiplier (default 10)")
     ap_.add_argument("--seed", type=int, default=0)
+    ap_.add_argument("--bootstrap", type=int, default=0,
+                     help="bootstrap replicates over the backgrounds for 95%% AP intervals (default 0: none)")
     ap_.add_argument("--out", default=None, help="folder for noise_regimes.csv and noise_regimes.md")
     args = ap_.parse_args(argv)
     try:
@@ -567,6 +592,8 @@ def _run(args: argparse.Namespace) -> int:
                      parse_values("sky", args.sky or base["sky"]), parse_values("gain", args.gain or base["gain"]))
     crop = _crop(args.crop) if args.crop is not None else (QUICK["crop"] if args.quick else None)
     n_bg = args.n_backgrounds or (QUICK["n_backgrounds"] if args.quick else 3)
+    if args.bootstrap < 0:
+        raise NoiseGridError(f"--bootstrap: expected a number of replicates >= 0, got {args.bootstrap}")
     if n_bg < 1:
         raise NoiseGridError(f"--n-backgrounds: must be >= 1, got {n_bg}")
     rate = args.rate_scale if args.rate_scale is not None else (QUICK["rate_scale"] if args.quick else 10.0)
@@ -594,7 +621,8 @@ def _run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="crbench-noise-") as tmp:
         for k, cell in enumerate(tqdm(grid, desc="noise cells", unit="cell")):
-            rows += score_cell(cell_samples(injections, cell, k, args.seed), dets, cell, Path(tmp))
+            rows += score_cell(cell_samples(injections, cell, k, args.seed), dets, cell, Path(tmp),
+                               bootstrap=args.bootstrap)
     df = pd.DataFrame(rows)
     md = markdown_table(df, list(dets))
     checks = []
@@ -608,15 +636,30 @@ def _run(args: argparse.Namespace) -> int:
             single = below_classical(df, d, classical=("lacosmic",))
             checks.append(f"{d} below lacosmic (single-frame) with AP >= {AP_CLASSICAL_MIN:g}: "
                           f"{len(single)} cell(s){': ' + ', '.join(single) if single else ''}")
+    gap_md = ""
+    if args.bootstrap and HEADLINE in dets:
+        gaps = interval_gaps(df, HEADLINE)
+        sep = [g["cell"] for g in gaps if g["separated"]]
+        checks.append(f"{HEADLINE} below a classical baseline with disjoint 95% AP intervals "
+                      f"({args.bootstrap} bootstrap replicates over backgrounds): {len(sep)} of {len(gaps)} cell(s)"
+                      f"{': ' + ', '.join(sep) if sep else ''}")
+        if gaps:
+            gap_md = ("\n\n" + f"{HEADLINE} in the cells where it is below (AP [95% interval]):\n\n"
+                      "| cell | " + HEADLINE + " | best classical | disjoint |\n|---|---|---|---|\n"
+                      + "\n".join(f"| {g['cell']} | {g['ap']:.3f} [{g['ap_lo']:.3f}, {g['ap_hi']:.3f}] | "
+                                   f"{g['classical']} {g['classical_ap']:.3f} [{g['classical_lo']:.3f}, "
+                                   f"{g['classical_hi']:.3f}] | {'yes' if g['separated'] else 'no'} |" for g in gaps))
     print()
     print(md)
+    print(gap_md)
     print()
     for line in checks:
         print(line)
     if args.out:
         compact = ("AP per cell (`*`: below the better classical baseline where that one reaches AP "
                    f"{AP_CLASSICAL_MIN:g}):\n\n" + ap_table(df, list(dets)))
-        write_outputs(Path(args.out), df, md + "\n\n" + "\n".join(f"- {c}" for c in checks) + "\n\n" + compact)
+        write_outputs(Path(args.out), df, md + "\n\n" + "\n".join(f"- {c}" for c in checks) + "\n\n" + compact
+                      + gap_md)
         print(f"wrote {Path(args.out) / 'noise_regimes.csv'} and noise_regimes.md")
     head = len(below_classical(df, HEADLINE)) if HEADLINE in dets else "n/a (not scored)"
     print(f"cells_where_{HEADLINE}_below_classical: {head}")

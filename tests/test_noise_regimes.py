@@ -182,3 +182,38 @@ def test_saturated_pixels_native_or_not_are_flagged_and_ignored_with_their_ring(
         assert s.ignore[34:39, 12:17].all() == star_saturated
     with pytest.raises(nr.NoiseGridError, match="saturation mask"):
         nr.draw_injections([bg], saturated=[sat[:10]])
+
+
+def test_bootstrap_intervals_in_the_quick_run(nr, basic_dataset, tmp_path, capsys):
+    assert nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                    "--crop", "64,64", "--detectors", "median", "--rate-scale", "300", "--bootstrap", "30",
+                    "--out", str(tmp_path)]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "noise_regimes.csv")
+    assert np.isfinite(df[["ap_lo", "ap_hi"]].to_numpy()).all()
+    assert ((df.ap_lo <= df.ap + 1e-12) & (df.ap <= df.ap_hi + 1e-12)).all()
+    capsys.readouterr()
+    assert nr.main(["--quick", "--bootstrap", "-1", "--detectors", "median"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bootstrap" in err[0]
+
+
+def test_interval_gaps_say_whether_the_intervals_are_disjoint(nr):
+    import pandas as pd
+
+    nan = float("nan")
+    df = pd.DataFrame([
+        {"cell": "a", "detector": "median", "ap": 0.80, "ap_lo": 0.75, "ap_hi": 0.85},
+        {"cell": "a", "detector": "lacosmic", "ap": 0.60, "ap_lo": 0.50, "ap_hi": 0.70},
+        {"cell": "a", "detector": "attention-unet-mixture", "ap": 0.70, "ap_lo": 0.65, "ap_hi": 0.74},
+        {"cell": "b", "detector": "median", "ap": 0.80, "ap_lo": 0.70, "ap_hi": 0.90},
+        {"cell": "b", "detector": "attention-unet-mixture", "ap": 0.78, "ap_lo": 0.70, "ap_hi": 0.85},
+        {"cell": "c", "detector": "median", "ap": 0.80, "ap_lo": nan, "ap_hi": nan},
+        {"cell": "c", "detector": "attention-unet-mixture", "ap": 0.70, "ap_lo": nan, "ap_hi": nan},
+        {"cell": "d", "detector": "median", "ap": 0.80, "ap_lo": 0.7, "ap_hi": 0.9},
+        {"cell": "d", "detector": "attention-unet-mixture", "ap": 0.90, "ap_lo": 0.8, "ap_hi": 0.95},
+    ])
+    gaps = nr.interval_gaps(df, "attention-unet-mixture")
+    assert [(g["cell"], g["classical"], g["separated"]) for g in gaps] == \
+        [("a", "median", True), ("b", "median", False), ("c", "median", False)]
