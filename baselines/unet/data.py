@@ -410,10 +410,13 @@ class PatchSampler:
                    *, read_noise: float, sky: float) -> tuple[np.ndarray, np.ndarray]:
         """``img`` plus drawn stars (:func:`.star_aug.draw_stars`) whose significance is set by the
         noise the patch will have after ``regime`` (its own noise when None); weights by maximum."""
-        rn, bg = float(read_noise), max(float(sky), 0.0) if np.isfinite(sky) else 0.0
+        rn = float(read_noise)
+        bg = max(float(sky), 0.0) if np.isfinite(sky) else 0.0
         quant = 0.0
         if regime is not None:
-            rn, bg, quant = max(rn, float(regime.read_noise)), bg + float(regime.extra_sky), float(regime.gain) ** 2 / 12.0
+            rn = max(rn, float(regime.read_noise))
+            bg += float(regime.extra_sky)
+            quant = float(regime.gain) ** 2 / 12.0
         sigma = float(np.sqrt(rn * rn + bg + quant))
         charge, star_w = draw_stars(rng, img.shape, max(sigma, 1e-3))
         return (img + charge).astype(np.float32), np.maximum(weight, star_w).astype(np.float32)
