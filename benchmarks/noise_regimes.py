@@ -512,8 +512,8 @@ def interval_gaps(df: pd.DataFrame, learned: str, classical: Sequence[str] = CLA
         mine = g[g.detector == learned].iloc[0]
         best = g[g.detector.isin(classical)].sort_values("ap", ascending=False).iloc[0]
         lo_c, hi_l = float(best.get("ap_lo", float("nan"))), float(mine.get("ap_hi", float("nan")))
-        out.append({"cell": cell, "learned": learned, "ap": float(mine.ap), "ap_lo": float(mine.get("ap_lo", float("nan"))),
-                    "ap_hi": hi_l, "classical": str(best.detector), "classical_ap": float(best.ap),
+        out.append({"cell": cell, "learned": learned, "ap": float(mine.ap),
+                    "ap_lo": float(mine.get("ap_lo", float("nan"))), "ap_hi": hi_l, "classical": str(best.detector), "classical_ap": float(best.ap),
                     "classical_lo": lo_c, "classical_hi": float(best.get("ap_hi", float("nan"))),
                     "separated": bool(math.isfinite(lo_c) and math.isfinite(hi_l) and hi_l < lo_c)})
     return out
