@@ -39,34 +39,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 #: One test set per instrument and field type the mixture covers, plus the real MicroObservatory set.
 DEFAULT_TEST_SETS = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam", "sim-ground-small",
                      "microobs-hatp32-sim", "microobs-hatp32-footprints", "microobs-hatp32")
-ARCH_DETECTOR = {"attention-unet": "attention-unet", "unet-nogate": "unet-nogate",
-                 "deepcr-2-32": "deepcr-retrained"}
 
 
 def parse_weights(items: list[str]) -> list[tuple[str, Path]]:
-    """``LABEL=PATH`` pairs; raises SystemExit naming a malformed item or a missing file."""
-    out = []
-    for item in items:
-        label, sep, path = item.partition("=")
-        if not sep or not label or not path:
-            raise SystemExit(f"--weights {item!r}: expected LABEL=PATH")
-        p = Path(path)
-        if not p.is_file():
-            raise SystemExit(f"--weights {item!r}: no weight file at {p}")
-        out.append((label, p))
-    return out
+    """``LABEL=PATH`` pairs (:func:`baselines.unet.detector.parse_weight_labels`); SystemExit naming a
+    malformed item or a missing file."""
+    from baselines.unet.detector import parse_weight_labels
+    from crbench.errors import DetectorError
 
-
-def detector_for_weights(path: Path):
-    """The crbench detector of the weight file's architecture, loading that file."""
-    from baselines.unet.weights import load_weights
-    from crbench.detectors.registry import get_detector
-
-    _, meta = load_weights(path, check_sidecar=False)
-    arch = meta.get("arch")
-    if arch not in ARCH_DETECTOR:
-        raise SystemExit(f"{path}: unknown architecture {arch!r}")
-    return get_detector(ARCH_DETECTOR[arch], weights=str(path))
+    try:
+        return parse_weight_labels(items)
+    except DetectorError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def score_cell(label: str, weights: Path, dataset_name: str, results_root: Path, bootstrap: int) -> dict[str, Any]:
@@ -86,6 +70,8 @@ def score_cell(label: str, weights: Path, dataset_name: str, results_root: Path,
         if (prov["dataset"]["content_hash"] == ds.content_hash
                 and prov["detector"]["params"].get("weights_sha256") == sha[:16]):
             return run["summary"]
+    from baselines.unet.detector import detector_for_weights
+
     det = detector_for_weights(weights)
     res: Results = evaluate([det], ds, split="test", bootstrap=bootstrap, per_cr=False, sources=False,
                             on_error="raise", progress=False, out=out, overwrite=True)

@@ -56,7 +56,8 @@ Usage::
 
     nice -n 19 python benchmarks/noise_regimes.py [--quick] [--read-noise 2,10,40,100] [--sky 1,100,10000]
         [--gain 0.5,4,20] [--detectors lacosmic,median,...] [--backgrounds real|dataset:PATH]
-        [--n-backgrounds 3] [--crop H,W] [--rate-scale 10] [--seed 0] [--out DIR]
+        [--n-backgrounds 3] [--crop H,W] [--rate-scale 10] [--seed 0] [--bootstrap N]
+        [--weights LABEL=PATH ...] [--out DIR]
 """
 from __future__ import annotations
 
@@ -318,12 +319,6 @@ def texture(background: np.ndarray) -> float:
 # I/O: backgrounds, scoring, tables
 # ------------------------------------------------------------------------------------------------
 
-def real_backgrounds(n: int, crop: tuple[int, int] | None, series_frames: int | None = None,
-                     progress: bool = True) -> list[np.ndarray]:
-    """The backgrounds of :func:`real_backgrounds_and_saturation` without their saturation masks."""
-    return real_backgrounds_and_saturation(n, crop, series_frames, progress)[0]
-
-
 def real_backgrounds_and_saturation(n: int, crop: tuple[int, int] | None, series_frames: int | None = None,
                                     progress: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Clean real MicroObservatory backgrounds in e- of the ``n`` frames with the highest sky (see module
@@ -565,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     ap_.add_argument("--sky", default=None, help="sky values, e- per pixel (default 1,100,10000)")
     ap_.add_argument("--gain", default=None, help="gain values, e-/ADU (default 0.5,4,20)")
     ap_.add_argument("--detectors", default=",".join(DETECTORS))
+    ap_.add_argument("--weights", action="append", default=[], metavar="LABEL=PATH",
+                     help="also score a crbench weight file (its architecture's detector), under LABEL; repeatable "
+                          "(e.g. a candidate net against the shipped ones)")
     ap_.add_argument("--backgrounds", default="real", help="'real' (MicroObservatory series) or 'dataset:PATH'")
     ap_.add_argument("--n-backgrounds", type=int, default=None, help="backgrounds per cell (default 3)")
     ap_.add_argument("--series-frames", type=int, default=None,
@@ -594,6 +592,11 @@ def _run(args: argparse.Namespace) -> int:
     n_bg = args.n_backgrounds or (QUICK["n_backgrounds"] if args.quick else 3)
     if args.bootstrap < 0:
         raise NoiseGridError(f"--bootstrap: expected a number of replicates >= 0, got {args.bootstrap}")
+    weight_files = []  # checked before the (slow) backgrounds
+    if args.weights:
+        from baselines.unet.detector import parse_weight_labels
+
+        weight_files = parse_weight_labels(args.weights)
     if n_bg < 1:
         raise NoiseGridError(f"--n-backgrounds: must be >= 1, got {n_bg}")
     rate = args.rate_scale if args.rate_scale is not None else (QUICK["rate_scale"] if args.quick else 10.0)
@@ -615,6 +618,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"# noise regimes: {len(grid)} cells x {len(bgs)} backgrounds {bgs[0].shape}; {source}; "
           f"texture {100 * tex:.2f}% of sky; preset {args.preset} x{rate:g}, {n_crs} CR events (before the truth rule)")
     dets = load_detectors(names, cell_samples(injections, grid[0], 0, args.seed)[0])
+    if weight_files:
+        from baselines.unet.detector import detector_for_weights
+
+        for label, path in weight_files:
+            if label in dets:
+                raise NoiseGridError(f"--weights {label}={path}: the label {label!r} is already a detector")
+            dets[label] = detector_for_weights(path)
     if not dets:
         print("no detector could be scored")
         return 1

@@ -217,3 +217,30 @@ def test_interval_gaps_say_whether_the_intervals_are_disjoint(nr):
     gaps = nr.interval_gaps(df, "attention-unet-mixture")
     assert [(g["cell"], g["classical"], g["separated"]) for g in gaps] == \
         [("a", "median", True), ("b", "median", False), ("c", "median", False)]
+
+
+def test_weight_files_are_scored_under_their_labels(nr, basic_dataset, tmp_path, capsys):
+    from baselines.unet.weights import WEIGHTS_DIR
+
+    shipped = WEIGHTS_DIR / "attention-unet-mixture.pt"
+    assert nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                    "--crop", "64,64", "--detectors", "median", "--rate-scale", "300",
+                    "--weights", f"candidate={shipped}", "--out", str(tmp_path)]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "noise_regimes.csv")
+    assert set(df.detector) == {"median", "candidate"}
+    # the weight file scores exactly as the registered detector that ships it
+    assert nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                    "--crop", "64,64", "--detectors", "attention-unet-mixture", "--rate-scale", "300",
+                    "--out", str(tmp_path / "reg")]) == 0
+    reg = pd.read_csv(tmp_path / "reg" / "noise_regimes.csv")
+    assert np.allclose(df[df.detector == "candidate"].ap.to_numpy(), reg.ap.to_numpy())
+    capsys.readouterr()
+    for bad, why in ((["--weights", "nolabel"], "expected LABEL=PATH"),
+                     (["--weights", f"x={tmp_path / 'missing.pt'}"], "no weight file"),
+                     (["--weights", f"median={shipped}"], "already a detector")):
+        assert nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                        "--crop", "64,64", "--detectors", "median", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], err

@@ -7,7 +7,7 @@ the image as in training (:mod:`.data`), runs seamless tiled inference in float3
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -181,3 +181,42 @@ def detector_for(name_or_arch: str, **params: Any) -> _TrainedUNetDetector:
         if name_or_arch in (cls.name, cls.arch):
             return cls(**params)
     raise KeyError(name_or_arch)
+
+
+def parse_weight_labels(items: Sequence[str], option: str = "--weights") -> list[tuple[str, Path]]:
+    """``LABEL=PATH`` items as (label, path) pairs, every path an existing file.
+
+    Raises
+    ------
+    DetectorError
+        Naming ``option`` and the malformed item or the missing file.
+    """
+    out = []
+    for item in items:
+        label, sep, path = str(item).partition("=")
+        if not sep or not label or not path:
+            raise DetectorError(f"{option} {item!r}: expected LABEL=PATH")
+        p = Path(path)
+        if not p.is_file():
+            raise DetectorError(f"{option} {item!r}: no weight file at {p}")
+        out.append((label, p))
+    return out
+
+
+def detector_for_weights(path: str | Path) -> _TrainedUNetDetector:
+    """The detector of the architecture a weight file holds, loading that file (its normalisation
+    comes from the file too).
+
+    Raises
+    ------
+    DetectorError
+        When the file's architecture is not a crbench net.
+    """
+    from .weights import load_weights
+
+    _, meta = load_weights(path, check_sidecar=False)
+    arch = meta.get("arch")
+    try:
+        return detector_for(str(arch), weights=str(path))
+    except KeyError:
+        raise DetectorError(f"{path}: unknown architecture {arch!r}") from None
