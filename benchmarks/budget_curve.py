@@ -16,7 +16,7 @@ scores weights trained at two budgets on the test splits.
 Usage::
 
     python benchmarks/budget_curve.py [--weights baselines/weights/attention-unet-mixture.pt ...]
-        [--budgets 2,5,10,15,20,25] [--plot docs/figures/budget_curve] [--out DIR]
+        [--budgets 2,5,10,15,20,25,40,50] [--plot docs/figures/budget_curve] [--out DIR]
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = tuple(str(ROOT / "baselines" / "weights" / f"{n}.pt")
-                        for n in ("attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture"))
+                        for n in ("attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture",
+                                  "attention-unet-mixture-60"))
 #: How close to its final validation AP a run must come to count as converged.
 TOLERANCE = 0.005
 
@@ -58,6 +59,22 @@ def ap_at_budget(log: list[dict[str, Any]], minutes: float) -> float:
     return done[-1]["val_ap"] if done else float("nan")
 
 
+def budget_minutes(weights: Path) -> float:
+    """The CPU-minute budget the run was trained for (the sidecar's ``minutes``; inf when not recorded)."""
+    side = json.loads(Path(weights).with_suffix(".json").read_text())
+    value = side.get("minutes")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else float("inf")
+
+
+def budget_cell(value: float, budget: float, run_budget: float) -> str:
+    """Table text of one budget column: ``past budget`` beyond the run's own budget (its learning-rate
+    schedule had ended, so its last AP says nothing about training that long), ``not reached`` before
+    its first validation, else the AP."""
+    if budget > run_budget + 1e-9:
+        return "past budget"
+    return "not reached" if value != value else f"{value:.4f}"
+
+
 def minutes_to_converge(log: list[dict[str, Any]], tolerance: float = TOLERANCE) -> float:
     """CPU minutes at the first validation within ``tolerance`` of the run's final validation AP."""
     final = log[-1]["val_ap"]
@@ -68,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", action="append", default=None, help="weight file (repeat); default: the "
                                                                     "three shipped mixture nets")
-    p.add_argument("--budgets", default="2,5,10,15,20,25", help="CPU-minute budgets of the table")
+    p.add_argument("--budgets", default="2,5,10,15,20,25,40,50", help="CPU-minute budgets of the table")
     p.add_argument("--plot", default=None, help="write the curve here as PNG and PDF (suffix replaced)")
     p.add_argument("--out", default=None, help="folder for budget_curve.csv and budget_curve.md")
     a = p.parse_args(argv)
@@ -78,15 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--budgets {a.budgets!r}: expected comma-separated CPU minutes, e.g. 5,10,20")
     if not budgets or any(b <= 0 for b in budgets):
         raise SystemExit(f"--budgets {a.budgets!r}: expected positive CPU minutes")
-    runs = [read_log(Path(w)) for w in (a.weights or DEFAULT_WEIGHTS)]
+    paths = [Path(w) for w in (a.weights or DEFAULT_WEIGHTS)]
+    runs = [read_log(w) for w in paths]
     header = ("| net | " + " | ".join(f"{b:g} min" for b in budgets)
               + f" | final (steps, CPU min) | CPU min to within {TOLERANCE} of final |")
     lines = [header, "|" + "---|" * (len(budgets) + 3)]
     rows = []
-    for name, log in runs:
-        vals = [ap_at_budget(log, b) for b in budgets]
+    for (name, log), path in zip(runs, paths):
+        run_budget = budget_minutes(path)
+        vals = [ap_at_budget(log, b) if b <= run_budget + 1e-9 else float("nan") for b in budgets]
         conv = minutes_to_converge(log)
-        cells = ["not reached" if v != v else f"{v:.4f}" for v in vals]
+        cells = [budget_cell(v, b, run_budget) for v, b in zip(vals, budgets)]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {log[-1]['val_ap']:.4f} ({log[-1]['step']}, "
                      f"{log[-1]['cpu_minutes']:.1f}) | {conv:.1f} |")
         rows += [{"net": name, "budget_cpu_minutes": b, "val_ap": v} for b, v in zip(budgets, vals)]

@@ -50,7 +50,8 @@ threshold has a higher FPR (as the leaderboard writes it).
 
 The last lines check issue 18's acceptance: for each learned detector, the cells where a classical
 baseline (lacosmic or median) reaches AP >= 0.5 and the learned one scores below that classical AP;
-the last line is ``cells_where_attention-unet-mixture_below_classical: N`` (the shipped generalist).
+the last line is ``cells_where_attention-unet-mixture_below_classical: N`` (the shipped generalist,
+:data:`HEADLINE`).
 
 Usage::
 
@@ -88,7 +89,7 @@ from crbench.portable import digitise  # noqa: E402
 from crbench.sample import Sample  # noqa: E402
 
 DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn",
-             "attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture")
+             "attention-unet-mixture", "attention-unet-mixture-60", "unet-nogate-mixture", "deepcr-retrained-mixture")
 CLASSICAL = ("lacosmic", "median")
 HEADLINE = "attention-unet-mixture"  # the shipped generalist (issue 18)
 DEFAULT_GRID = {"read_noise": (2.0, 10.0, 40.0, 100.0), "sky": (1.0, 100.0, 10000.0), "gain": (0.5, 4.0, 20.0)}
@@ -474,7 +475,8 @@ def markdown_table(df: pd.DataFrame, detectors: Sequence[str]) -> str:
 
 
 #: Short column names of the compact AP table (:func:`ap_table`).
-SHORT_NAMES = {"attention-unet-mixture": "attn-mix", "unet-nogate-mixture": "nogate-mix",
+SHORT_NAMES = {"attention-unet-mixture": "attn-mix", "attention-unet-mixture-60": "attn-mix-60",
+               "unet-nogate-mixture": "nogate-mix",
                "deepcr-retrained-mixture": "dcr2-32-mix"}
 
 
@@ -508,7 +510,8 @@ def interval_gaps(df: pd.DataFrame, learned: str, classical: Sequence[str] = CLA
         best = g[g.detector.isin(classical)].sort_values("ap", ascending=False).iloc[0]
         lo_c, hi_l = float(best.get("ap_lo", float("nan"))), float(mine.get("ap_hi", float("nan")))
         out.append({"cell": cell, "learned": learned, "ap": float(mine.ap),
-                    "ap_lo": float(mine.get("ap_lo", float("nan"))), "ap_hi": hi_l, "classical": str(best.detector), "classical_ap": float(best.ap),
+                    "ap_lo": float(mine.get("ap_lo", float("nan"))), "ap_hi": hi_l, "classical": str(best.detector),
+                    "classical_ap": float(best.ap),
                     "classical_lo": lo_c, "classical_hi": float(best.get("ap_hi", float("nan"))),
                     "separated": bool(math.isfinite(lo_c) and math.isfinite(hi_l) and hi_l < lo_c)})
     return out

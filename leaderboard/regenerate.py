@@ -30,7 +30,8 @@ SIMULATED = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam",
 #: kast-science is off the leaderboard (crbench.leaderboard.EXCLUDED_DATASETS says why).
 REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints")
 DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn",
-             "stcal-jump", "attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture")
+             "stcal-jump", "attention-unet-mixture", "attention-unet-mixture-60", "unet-nogate-mixture",
+             "deepcr-retrained-mixture")
 
 
 def _scored(out: Path, content_hash: str, det) -> bool:

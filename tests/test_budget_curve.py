@@ -59,3 +59,16 @@ def test_missing_sidecar_or_log_names_the_file(bc, tmp_path):
         bc.read_log(w)
     with pytest.raises(SystemExit, match="no training log"):
         bc.read_log(_sidecar(tmp_path, [{"step": 1}]))
+
+
+def test_budgets_past_the_runs_own_budget_are_not_given_an_ap(bc, tmp_path, capsys):
+    """A 12-minute run says nothing about a 20-minute budget (its schedule ended): 'past budget', not its last AP."""
+    w = tmp_path / "short.pt"
+    w.write_bytes(b"")
+    w.with_suffix(".json").write_text(json.dumps({"name": "short", "minutes": 12, "log": LOG}))
+    assert bc.budget_minutes(w) == 12.0
+    assert bc.budget_minutes(_sidecar(tmp_path, LOG)) == math.inf  # no recorded budget: every column
+    assert bc.budget_cell(0.9, 20.0, 12.0) == "past budget"
+    assert bc.budget_cell(float("nan"), 2.0, 12.0) == "not reached"
+    assert bc.main(["--weights", str(w), "--budgets", "6,12,20"]) == 0
+    assert "| short | 0.9000 | 0.9320 | past budget | 0.9320 (400, 12.0) | 9.0 |" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from crbench.sample import Sample  # noqa: E402
 from _torch_threads import _one_torch_thread  # noqa: E402,F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-MIXTURE = ("attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture")
+MIXTURE = ("attention-unet-mixture", "attention-unet-mixture-60", "unet-nogate-mixture", "deepcr-retrained-mixture")
 TRAINING_SETS = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam", "sim-ground-small",
                  "microobs-hatp32-sim", "microobs-hatp32-footprints")
 

@@ -110,7 +110,7 @@ def test_quick_run_median_end_to_end(nr, basic_dataset, tmp_path, capsys):
     assert len(rows) == 8  # 2x2x2 quick grid
     for r in rows:
         assert int(r[4]) > 0 and math.isfinite(float(r[5]))  # truth pixels, median AP
-    assert out.strip().splitlines()[-1] == "cells_where_attention-unet-mixture_below_classical: n/a (not scored)"
+    assert out.strip().splitlines()[-1] == f"cells_where_{nr.HEADLINE}_below_classical: n/a (not scored)"
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "noise_regimes.csv")

@@ -153,6 +153,17 @@ class AttentionUNetMixtureDetector(_TrainedUNetDetector):
     trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("attention-unet-mixture")
 
 
+class AttentionUNetMixture60Detector(_TrainedUNetDetector):
+    """The generalist at the one-hour budget: the attention U-Net on the same mixture, noise
+    augmentation, normalisation and seed as ``attention-unet-mixture``, trained for 60 CPU minutes
+    (the step count of that budget) instead of 25. Its sidecar records the command, data hashes and log.
+    """
+
+    name: ClassVar[str] = "attention-unet-mixture-60"
+    arch: ClassVar[str] = "attention-unet"
+    trained_on: ClassVar[tuple[str, ...]] = _class_trained_on("attention-unet-mixture-60")
+
+
 class PlainUNetMixtureDetector(_TrainedUNetDetector):
     """The gate ablation of the generalist: no attention gates, same mixture, budget and seed."""
 
@@ -171,7 +182,8 @@ class DeepCRRetrainedMixtureDetector(_TrainedUNetDetector):
 
 DETECTOR_CLASSES: dict[str, type[_TrainedUNetDetector]] = {
     c.name: c for c in (AttentionUNetDetector, PlainUNetDetector, DeepCRRetrainedDetector,
-                        AttentionUNetMixtureDetector, PlainUNetMixtureDetector, DeepCRRetrainedMixtureDetector)
+                        AttentionUNetMixtureDetector, AttentionUNetMixture60Detector, PlainUNetMixtureDetector,
+                        DeepCRRetrainedMixtureDetector)
 }
 
 
