@@ -84,7 +84,7 @@ def minutes_to_converge(log: list[dict[str, Any]], tolerance: float = TOLERANCE)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", action="append", default=None, help="weight file (repeat); default: the "
-                                                                    "three shipped mixture nets")
+                                                                    "four shipped mixture nets")
     p.add_argument("--budgets", default="2,5,10,15,20,25,40,50", help="CPU-minute budgets of the table")
     p.add_argument("--plot", default=None, help="write the curve here as PNG and PDF (suffix replaced)")
     p.add_argument("--out", default=None, help="folder for budget_curve.csv and budget_curve.md")
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = [budget_cell(v, b, run_budget) for v, b in zip(vals, budgets)]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {log[-1]['val_ap']:.4f} ({log[-1]['step']}, "
                      f"{log[-1]['cpu_minutes']:.1f}) | {conv:.1f} |")
-        rows += [{"net": name, "budget_cpu_minutes": b, "val_ap": v} for b, v in zip(budgets, vals)]
+        rows += [{"net": name, "budget_cpu_minutes": b, "val_ap": v, "status": "ok" if c[0].isdigit() else c}
+                 for b, v, c in zip(budgets, vals, cells)]
     table = "\n".join(lines)
     print("validation AP (pooled val crops of the training sets) at each CPU-minute budget")
     print(table)
