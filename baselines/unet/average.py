@@ -29,6 +29,7 @@ import torch
 from crbench.atomic import write_text
 from crbench.errors import CRBenchError
 
+from .data import normalization_method
 from .models import UNet
 from .weights import file_sha256, load_weights, save_weights
 
@@ -79,7 +80,7 @@ def average_files(paths: Sequence[str | Path], out: str | Path) -> dict[str, Any
     model.eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    method = norm0["method"] if isinstance(norm0, dict) else str(norm0)
+    method = normalization_method(norm0)
     sha = save_weights(out, model, arch0, normalization=method)
     sidecar = {
         "name": out.stem, "arch": arch0, "config": conf0, "weights_file": out.name, "sha256": sha,
