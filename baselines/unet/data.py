@@ -53,8 +53,8 @@ from crbench.dataset import Dataset
 from crbench.errors import DatasetError
 from crbench.sample import Sample
 
-from .noise_aug import apply_noise_regime, draw_noise_regime
-from .star_aug import draw_stars
+from .noise_aug import apply_noise_regime, draw_noise_regime, truth_at_regime
+from .star_aug import draw_stars, draw_stars_on_crs
 
 #: asinh softening, in units of the image's robust noise.
 SOFTENING = 5.0
@@ -334,6 +334,15 @@ class PatchSampler:
         Probability (0-1) that a patch gets undersampled stars at high significance as hard negatives
         (:mod:`.star_aug`), drawn after the noise regime (their brightness is set in sigma of the
         patch's final noise) and added before it. 0 (default) leaves the random stream untouched.
+    truth_at_noise : bool
+        With ``noise_aug``: apply the common truth rule again at each patch's new noise
+        (:func:`.noise_aug.truth_at_regime`); CR pixels that fail it become halo (``valid`` = 0) or
+        negatives. Draws nothing from the random stream.
+    cr_star_aug : float
+        Probability (0-1) that a patch with CR pixels gets stars centred on them
+        (:func:`.star_aug.draw_stars_on_crs`; brightness in sigma of the patch's final noise, added
+        before the noise regime; CR pixels the star's noise drowns leave the loss). 0 (default)
+        leaves the random stream untouched.
     """
 
     dataset: Dataset | Sequence[Dataset]
@@ -347,6 +356,8 @@ class PatchSampler:
     normalization: str = "image-stats"
     noise_aug: bool = False
     star_aug: float = 0.0
+    cr_star_aug: float = 0.0
+    truth_at_noise: bool = False
     items: list[_Item] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -355,6 +366,11 @@ class PatchSampler:
                                f"{', '.join(NORMALIZATIONS)}")
         if not (np.isfinite(self.star_aug) and 0.0 <= self.star_aug <= 1.0):
             raise DatasetError(f"star_aug: expected a probability in [0, 1], got {self.star_aug!r}")
+        if self.truth_at_noise and not self.noise_aug:
+            raise DatasetError("truth_at_noise re-applies the truth rule after the noise-regime augmentation; "
+                               "it needs noise_aug=True")
+        if not (np.isfinite(self.cr_star_aug) and 0.0 <= self.cr_star_aug <= 1.0):
+            raise DatasetError(f"cr_star_aug: expected a probability in [0, 1], got {self.cr_star_aug!r}")
         self.rng = np.random.default_rng(self.seed)
         self.datasets = [self.dataset] if isinstance(self.dataset, Dataset) else list(self.dataset)
         if not self.datasets:
@@ -406,10 +422,8 @@ class PatchSampler:
         return self.items[idx[int(rng.choice(len(idx), p=self._p[g]))]]
 
     @staticmethod
-    def _add_stars(rng: np.random.Generator, img: np.ndarray, weight: np.ndarray, regime: Any,
-                   *, read_noise: float, sky: float) -> tuple[np.ndarray, np.ndarray]:
-        """``img`` plus drawn stars (:func:`.star_aug.draw_stars`) whose significance is set by the
-        noise the patch will have after ``regime`` (its own noise when None); weights by maximum."""
+    def _final_sigma(regime: Any, *, read_noise: float, sky: float) -> float:
+        """Background noise (e-) the patch will have after ``regime`` (its own noise when None)."""
         rn = float(read_noise)
         bg = max(float(sky), 0.0) if np.isfinite(sky) else 0.0
         quant = 0.0
@@ -417,9 +431,30 @@ class PatchSampler:
             rn = max(rn, float(regime.read_noise))
             bg += float(regime.extra_sky)
             quant = float(regime.gain) ** 2 / 12.0
-        sigma = float(np.sqrt(rn * rn + bg + quant))
-        charge, star_w = draw_stars(rng, img.shape, max(sigma, 1e-3))
+        return max(float(np.sqrt(rn * rn + bg + quant)), 1e-3)
+
+    @classmethod
+    def _add_stars(cls, rng: np.random.Generator, img: np.ndarray, weight: np.ndarray, regime: Any,
+                   *, read_noise: float, sky: float) -> tuple[np.ndarray, np.ndarray]:
+        """``img`` plus drawn stars (:func:`.star_aug.draw_stars`) whose significance is set by the
+        noise the patch will have after ``regime`` (its own noise when None); weights by maximum."""
+        sigma = cls._final_sigma(regime, read_noise=read_noise, sky=sky)
+        charge, star_w = draw_stars(rng, img.shape, sigma)
         return (img + charge).astype(np.float32), np.maximum(weight, star_w).astype(np.float32)
+
+    @classmethod
+    def _add_stars_on_crs(cls, rng: np.random.Generator, img: np.ndarray, weight: np.ndarray,
+                          truth: np.ndarray, valid: np.ndarray, regime: Any, *, read_noise: float,
+                          sky: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``img`` plus stars centred on its CR pixels (:func:`.star_aug.draw_stars_on_crs`), weights
+        by maximum, ``valid`` without the drowned CR pixels; unchanged when the patch has no CR."""
+        sigma = cls._final_sigma(regime, read_noise=read_noise, sky=sky)
+        drawn = draw_stars_on_crs(rng, img, truth > 0, sigma)
+        if drawn is None:
+            return img, weight, valid
+        charge, star_w, drowned = drawn
+        return ((img + charge).astype(np.float32), np.maximum(weight, star_w).astype(np.float32),
+                np.where(drowned, np.float32(0.0), valid).astype(np.float32))
 
     def next_batch(self) -> dict[str, np.ndarray]:
         """One batch: ``x`` (normalised input), ``y`` (truth), ``valid`` and ``weight``,
@@ -442,11 +477,22 @@ class PatchSampler:
             sky = it.sky if np.isfinite(it.sky) else level
             k_rot, flip = 0, False
             weight = it.weight[sl]
+            valid = it.valid[sl]
             regime = draw_noise_regime(rng) if self.noise_aug else None
             if self.star_aug > 0 and rng.random() < self.star_aug:
                 img, weight = self._add_stars(rng, img, weight, regime, read_noise=read_noise, sky=sky)
+            if self.cr_star_aug > 0 and rng.random() < self.cr_star_aug:
+                img, weight, valid = self._add_stars_on_crs(rng, img, weight, it.truth[sl], valid, regime,
+                                                            read_noise=read_noise, sky=sky)
+            truth = it.truth[sl]
             if regime is not None:
+                before, level_before = img, level
                 img, new = apply_noise_regime(img, regime, rng, read_noise=read_noise, sky=sky)
+                if self.truth_at_noise:
+                    kept, halo = truth_at_regime(before, truth > 0, level=level_before, before=(read_noise, sky, gain),
+                                                 read_noise=new["read_noise"], sky=new["sky"], gain=new["gain"])
+                    truth = kept.astype(np.float32)
+                    valid = np.where(halo, np.float32(0.0), valid).astype(np.float32)
                 added_rn2 = new["read_noise"] ** 2 - read_noise ** 2
                 c = c + new["added_sky"]
                 s = float(np.sqrt(s * s + new["added_sky"] + added_rn2 + new["gain"] ** 2 / 12.0))
@@ -473,7 +519,7 @@ class PatchSampler:
                 x = normalize_noise_model(img, gain=gain, read_noise=read_noise, sky=sky, center=level)
             else:
                 x = normalize(img, c, s)
-            arrays = [x, it.truth[sl], it.valid[sl], weight]
+            arrays = [x, truth, valid, weight]
             for key, a in zip(("x", "y", "valid", "weight"), arrays):
                 a = np.rot90(a, k_rot)
                 if flip:

@@ -22,6 +22,21 @@ and its photon (Poisson) noise. The truth is unchanged (stars are not CRs; a CR 
 stays a CR). The star pixels get loss weight like the sources of the Cosmic-CoNN weight map
 (:func:`baselines.unet.data.source_weight_map`): the added star image clipped to ``[1, 5]`` sigma,
 smoothed by a Gaussian of 2 px and scaled to peak 1, combined with the patch's map by maximum.
+
+Stars under CRs (``--cr-star-aug P``)
+-------------------------------------
+The star augmentation above adds hard negatives. The noise-regime diagnosis found the opposite
+failure: at sky 10,000 e- the generalist's loss against the median comparison sits in the **CRs
+that land on bright stars** (leaving the CR pixels inside bright-star regions out of the score lifts
+its AP by 0.07-0.11; leaving the star pixels without CRs out lifts it by 0.01-0.03), which a net sees
+as one more star when its training data seldom puts a CR on a star many sigma above the noise.
+:func:`draw_stars_on_crs` draws the same stars (count ``Poisson(CR_STARS_PER_PATCH)``, at least
+one; same FWHM and peak ranges) but centres each on a truth pixel of the patch (uniform over the
+truth pixels, plus a sub-pixel offset uniform in +-1 px), so the CR's charge sits on the star's
+profile. The truth is unchanged, except that CR pixels now drowned by the star's photon noise are
+taken out of the loss (``valid`` = 0): those whose charge, estimated as the pixel minus the 5x5
+median of the patch before the star, is below the pixel's noise with the star (the common truth
+rule's one sigma of the image without the CR).
 """
 from __future__ import annotations
 
@@ -31,6 +46,8 @@ from scipy.special import erf
 
 #: Stars per augmented patch (Poisson mean; at least one is drawn).
 STARS_PER_PATCH = 4.0
+#: Stars per patch of the stars-under-CRs augmentation (Poisson mean; at least one is drawn).
+CR_STARS_PER_PATCH = 2.0
 #: FWHM range of each axis, px.
 FWHM_RANGE = (1.0, 3.0)
 #: Peak-pixel significance range, in sigma of the patch's final noise.
@@ -113,3 +130,58 @@ def draw_stars(rng: np.random.Generator, shape: tuple[int, int], noise_sigma: fl
     if top > 0:
         w /= top
     return charge, w
+
+
+def draw_stars_on_crs(rng: np.random.Generator, image: np.ndarray, truth: np.ndarray, noise_sigma: float, *,
+                      stars_per_patch: float = CR_STARS_PER_PATCH, fwhm_range: tuple[float, float] = FWHM_RANGE,
+                      peak_sigma_range: tuple[float, float] = PEAK_SIGMA_RANGE
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Stars centred on the patch's CR pixels (module docstring, "Stars under CRs").
+
+    Parameters
+    ----------
+    rng : numpy Generator
+        Stream (count, then per star: truth pixel, offset, shapes, brightness; then photon noise).
+    image : ndarray (H, W)
+        The patch in e- before the stars (to estimate each CR pixel's charge).
+    truth : ndarray of bool (H, W)
+        The patch's CR truth.
+    noise_sigma : float
+        The patch's final noise sigma (e-) that sets each star's peak significance (> 0).
+
+    Returns
+    -------
+    (charge, weight, drowned) or None
+        ``charge`` the stars' charge in e- (Poisson noise included), ``weight`` their loss weight in
+        [0, 1] (as :func:`draw_stars`), ``drowned`` the truth pixels whose estimated CR charge is below
+        the pixel's noise with the star; None (and nothing drawn) when the patch has no truth pixel.
+    """
+    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
+        raise ValueError(f"draw_stars_on_crs: noise_sigma must be finite and > 0, got {noise_sigma!r}")
+    truth = np.asarray(truth, dtype=bool)
+    if truth.shape != np.shape(image):
+        raise ValueError(f"draw_stars_on_crs: truth shape {truth.shape} != image shape {np.shape(image)}")
+    ys, xs = np.nonzero(truth)
+    if ys.size == 0:
+        return None
+    n = max(1, int(rng.poisson(stars_per_patch)))
+    model = np.zeros(truth.shape, np.float64)
+    for _ in range(n):
+        k = int(rng.integers(0, ys.size))
+        y = float(ys[k]) + float(rng.uniform(-1.0, 1.0))
+        x = float(xs[k]) + float(rng.uniform(-1.0, 1.0))
+        fy, fx = _log_uniform(rng, *fwhm_range), _log_uniform(rng, *fwhm_range)
+        if max(fy, fx) > 1.5 * min(fy, fx):
+            fy = fx = float(np.sqrt(fy * fx))
+        peak = _log_uniform(rng, *peak_sigma_range)
+        model += star_image(truth.shape, y, x, fy, fx, peak * noise_sigma)
+    charge = rng.poisson(model).astype(np.float64)
+    img = np.asarray(image, dtype=np.float64)
+    cr_charge = img - ndimage.median_filter(img, size=5, mode="reflect")
+    drowned = truth & (cr_charge < np.sqrt(float(noise_sigma) ** 2 + model))
+    w = np.clip(model / noise_sigma, 1.0, 5.0) - 1.0
+    w = ndimage.gaussian_filter(w, 2.0, mode="reflect")
+    top = float(w.max())
+    if top > 0:
+        w /= top
+    return charge, w, drowned

@@ -25,7 +25,9 @@ training patch draws a dataset with equal probability, then a sample of it (by a
 validation pools the first ``max_val_images`` val samples of each. ``noise_aug=True``
 (``--noise-aug``) moves every patch to a random read noise / gain / sky (:mod:`.noise_aug`) and
 ``star_aug=P`` (``--star-aug P``) adds undersampled stars at high significance to a fraction P
-of the patches as hard negatives (:mod:`.star_aug`); ``normalization='noise-model'``
+of the patches as hard negatives (:mod:`.star_aug`), ``cr_star_aug=P`` (``--cr-star-aug P``)
+centres such stars on the CR pixels of a fraction P of the patches that have any (CRs on stars,
+:func:`.star_aug.draw_stars_on_crs`); ``normalization='noise-model'``
 (``--normalisation noise-model``) feeds the net significance
 from each image's noise model instead of its median/MAD (:mod:`.data`); both are recorded in
 the sidecar, the weight file (normalisation) and the recorded command. The defaults
@@ -53,13 +55,14 @@ from crbench.dataset import Dataset
 from crbench.errors import CRBenchError, DatasetError
 from crbench.metrics import ap as curve_ap
 from crbench.metrics import exact_curve, tpr_at_fpr
+from crbench.truth import DEFAULT_RULE
 
 from .data import NORMALIZATIONS, PatchSampler, normalize_observation
 from .inference import predict_logits
 from .losses import LOSSES, compute_loss
 from .models import ARCHITECTURES, UNet, build_model, count_parameters
 from .noise_aug import EXTRA_SKY_RANGE, GAIN_RANGE, READ_NOISE_RANGE
-from .star_aug import FWHM_RANGE, PEAK_SIGMA_RANGE, STARS_PER_PATCH
+from .star_aug import CR_STARS_PER_PATCH, FWHM_RANGE, PEAK_SIGMA_RANGE, STARS_PER_PATCH
 from .weights import WEIGHTS_DIR, save_weights
 
 #: Detector name <-> architecture.
@@ -72,7 +75,8 @@ DEFAULT_HP: dict[str, Any] = {
     "batch": 8, "patch": 128, "lr": 3e-3, "weight_decay": 0.0, "epoch_steps": 100,
     "threads": 1, "sky_aug": 3.0, "flux_aug": 2.0, "augment": True, "mwbce_ramp": 0.5,
     "val_crop": 512, "max_val_images": 16, "calibration_steps": 6,
-    "normalization": "image-stats", "noise_aug": False, "star_aug": 0.0,
+    "normalization": "image-stats", "noise_aug": False, "star_aug": 0.0, "cr_star_aug": 0.0,
+    "truth_at_noise": False,
 }
 DEFAULT_LOSS = "mwbce"
 #: Hyper-parameters the recorded command names when they differ from :data:`DEFAULT_HP`.
@@ -225,6 +229,14 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
     hp["star_aug"] = float(hp["star_aug"])
     if not (math.isfinite(hp["star_aug"]) and 0.0 <= hp["star_aug"] <= 1.0):
         raise CRBenchError(f"training option star_aug must be a probability in [0, 1], got {hp['star_aug']!r}")
+    hp["cr_star_aug"] = float(hp["cr_star_aug"])
+    hp["truth_at_noise"] = bool(hp["truth_at_noise"])
+    if hp["truth_at_noise"] and not hp["noise_aug"]:
+        raise CRBenchError("training option truth_at_noise (--truth-at-noise) needs the noise-regime augmentation "
+                           "(--noise-aug)")
+    if not (math.isfinite(hp["cr_star_aug"]) and 0.0 <= hp["cr_star_aug"] <= 1.0):
+        raise CRBenchError("training option cr_star_aug must be a probability in [0, 1], "
+                           f"got {hp['cr_star_aug']!r}")
     for key, low in (("epoch_steps", 1), ("max_val_images", 1), ("val_crop", 0)):
         if int(hp[key]) < low:
             raise CRBenchError(f"training option {key} must be >= {low}, got {hp[key]!r}")
@@ -245,7 +257,8 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
                               patch=int(hp["patch"]), batch=int(hp["batch"]),
                               seed=int(seed), augment=bool(hp["augment"]), sky_aug=float(hp["sky_aug"]),
                               flux_aug=float(hp["flux_aug"]), normalization=hp["normalization"],
-                              noise_aug=hp["noise_aug"], star_aug=hp["star_aug"])
+                              noise_aug=hp["noise_aug"], star_aug=hp["star_aug"],
+                              cr_star_aug=hp["cr_star_aug"], truth_at_noise=hp["truth_at_noise"])
         sampler = PatchSampler(**sampler_kwargs)
         val_per_dataset = [load_validation(d, val_split, int(hp["val_crop"]), int(hp["max_val_images"]),
                                            hp["normalization"]) for d in datasets]
@@ -306,7 +319,9 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
                 + "".join(f" --{k.replace('_', '-')} {v}" for k, v in arch_opts.items())
                 + f" --normalisation {hp['normalization']}"
                 + (" --noise-aug" if hp["noise_aug"] else "")
+                + (" --truth-at-noise" if hp["truth_at_noise"] else "")
                 + (f" --star-aug {hp['star_aug']:g}" if hp["star_aug"] > 0 else "")
+                + (f" --cr-star-aug {hp['cr_star_aug']:g}" if hp["cr_star_aug"] > 0 else "")
                 + "".join(f" --{k.replace('_', '-')} {hp[k]}" for k in RECORDED_IF_CHANGED
                           if hp[k] != DEFAULT_HP[k])
                 + (f" --name {name}" if name != DETECTOR_FOR_ARCH[arch] else ""))
@@ -340,10 +355,17 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
                                                   "gain_e_per_adu": list(GAIN_RANGE),
                                                   "extra_sky_e": list(EXTRA_SKY_RANGE)}}
                             if hp["noise_aug"] else {}),
+                         **({"truth_at_noise": {"rule": DEFAULT_RULE.to_dict(),
+                                                "charge_estimate": "patch minus its 5x5 median, before the regime"}}
+                            if hp["truth_at_noise"] else {}),
                          "sky_aug": float(hp["sky_aug"]), "flux_aug": float(hp["flux_aug"]),
                          **({"star_aug": {"probability": hp["star_aug"], "stars_per_patch": STARS_PER_PATCH,
                                           "fwhm_px": list(FWHM_RANGE), "peak_sigma": list(PEAK_SIGMA_RANGE)}}
-                            if hp["star_aug"] > 0 else {})},
+                            if hp["star_aug"] > 0 else {}),
+                         **({"cr_star_aug": {"probability": hp["cr_star_aug"], "stars_per_patch": CR_STARS_PER_PATCH,
+                                             "fwhm_px": list(FWHM_RANGE), "peak_sigma": list(PEAK_SIGMA_RANGE),
+                                             "centred_on": "a truth pixel, +-1 px"}}
+                            if hp["cr_star_aug"] > 0 else {})},
         "seed": int(seed),
         "minutes": float(minutes) if minutes else None,
         "steps": steps,
@@ -425,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--star-aug", type=float, default=0.0, metavar="P",
                    help="probability per patch of adding undersampled stars (FWHM 1-3 px) at 5-300 sigma as hard "
                         "negatives (default 0: off)")
+    p.add_argument("--truth-at-noise", action="store_true",
+                   help="with --noise-aug: apply the common truth rule again at each patch's new noise (CR pixels the "
+                        "added noise drowns become halo or negatives instead of staying positive)")
+    p.add_argument("--cr-star-aug", type=float, default=0.0, metavar="P",
+                   help="probability per patch with CR pixels of adding undersampled stars (FWHM 1-3 px, 5-300 sigma) "
+                        "centred on them, so CRs on stars are seen (default 0: off)")
     p.add_argument("--epoch-steps", type=int, default=None,
                    help=f"optimiser steps between validations (default {DEFAULT_HP['epoch_steps']})")
     p.add_argument("--val-crop", type=int, default=None,
@@ -439,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     hp = {k: v for k, v in (("width", a.width), ("levels", a.levels), ("threads", a.threads),
                             ("epoch_steps", a.epoch_steps), ("val_crop", a.val_crop),
                             ("max_val_images", a.max_val_images)) if v is not None}
-    hp.update(normalization=a.normalization, noise_aug=a.noise_aug, star_aug=a.star_aug)
+    hp.update(normalization=a.normalization, noise_aug=a.noise_aug, star_aug=a.star_aug, cr_star_aug=a.cr_star_aug,
+              truth_at_noise=a.truth_at_noise)
     try:
         minutes = a.minutes if a.minutes is not None else (None if a.steps else 5.0)
         path = cli_train(a.name, a.dataset, minutes, a.seed, a.out, steps=a.steps, loss=a.loss,

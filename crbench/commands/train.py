@@ -5,8 +5,9 @@ its value a function ``train(name, dataset, minutes, seed, out, *, steps, loss, 
 **hyperparameters) -> Path`` (the built-in ones live in ``baselines.unet.train``, declared in
 pyproject.toml). crbench itself never imports a baseline. ``dataset`` is one name or folder, or
 a list of them when ``--dataset`` is repeated or given a comma list (a training mixture);
-``--normalisation``, ``--noise-aug`` and ``--star-aug`` reach the trainer as the hyper-parameters
-``normalization``, ``noise_aug`` and ``star_aug`` only when given, as do ``--epoch-steps``, ``--val-crop``,
+``--normalisation``, ``--noise-aug``, ``--truth-at-noise``, ``--star-aug`` and ``--cr-star-aug`` reach the
+trainer as the hyper-parameters ``normalization``, ``noise_aug``, ``truth_at_noise``, ``star_aug`` and
+``cr_star_aug`` only when given, as do ``--epoch-steps``, ``--val-crop``,
 ``--max-val-images`` (``epoch_steps``, ``val_crop``, ``max_val_images``) and ``--name``
 (``weights_name``, the weight file stem).
 """
@@ -55,6 +56,11 @@ def add_parser(sub) -> None:
     p.add_argument("--star-aug", type=float, default=None, metavar="P",
                    help="star augmentation: probability per patch of adding undersampled stars (FWHM 1-3 px, "
                         "5-300 sigma) as hard negatives (default off)")
+    p.add_argument("--truth-at-noise", action="store_true",
+                   help="with --noise-aug: apply the common truth rule again at each patch's new noise")
+    p.add_argument("--cr-star-aug", type=float, default=None, metavar="P",
+                   help="stars under CRs: probability per patch with CR pixels of adding undersampled stars "
+                        "(FWHM 1-3 px, 5-300 sigma) centred on them (default off)")
     p.add_argument("--epoch-steps", type=int, default=None, help="optimiser steps between validations (trainer default 100)")
     p.add_argument("--val-crop", type=int, default=None,
                    help="validate on each val image's top-left square of this side (trainer default 512; 0: whole)")
@@ -105,10 +111,16 @@ def run(args: argparse.Namespace) -> int:
         hp["normalization"] = args.normalization
     if args.noise_aug:
         hp["noise_aug"] = True
+    if args.truth_at_noise:
+        hp["truth_at_noise"] = True
     if args.star_aug is not None:
         if not 0.0 <= args.star_aug <= 1.0:
             raise UsageError(f"--star-aug must be a probability in [0, 1], got {args.star_aug}")
         hp["star_aug"] = args.star_aug
+    if args.cr_star_aug is not None:
+        if not 0.0 <= args.cr_star_aug <= 1.0:
+            raise UsageError(f"--cr-star-aug must be a probability in [0, 1], got {args.cr_star_aug}")
+        hp["cr_star_aug"] = args.cr_star_aug
     names = [part.strip() for item in args.dataset for part in str(item).split(",") if part.strip()]
     if not names:
         raise UsageError("--dataset needs a recipe name or dataset folder")
