@@ -489,8 +489,9 @@ class PatchSampler:
                 before, level_before = img, level
                 img, new = apply_noise_regime(img, regime, rng, read_noise=read_noise, sky=sky)
                 if self.truth_at_noise:
-                    kept, halo = truth_at_regime(before, truth > 0, level=level_before, before=(read_noise, sky, gain),
-                                                 read_noise=new["read_noise"], sky=new["sky"], gain=new["gain"])
+                    kept, halo = truth_at_regime(before, truth > 0, level=level_before,
+                                                 before=(read_noise, sky, gain), read_noise=new["read_noise"],
+                                                 sky=new["sky"], gain=new["gain"])
                     truth = kept.astype(np.float32)
                     valid = np.where(halo, np.float32(0.0), valid).astype(np.float32)
                 added_rn2 = new["read_noise"] ** 2 - read_noise ** 2
