@@ -99,7 +99,7 @@ def normalize_sample_image(image: np.ndarray, ignore: np.ndarray | None = None) 
 
 
 #: Normalisation methods a net can be trained with (the weight file's ``normalization["method"]``).
-NORMALIZATIONS = ("image-stats", "noise-model")
+NORMALIZATIONS = ("image-stats", "noise-model", "noise-vst")
 #: The ``normalization["method"]`` string of weight files written before the noise-model option;
 #: it means ``image-stats``.
 LEGACY_IMAGE_STATS_METHOD = "asinh((image - median) / (1.4826 MAD * softening))"
@@ -117,6 +117,11 @@ def normalization_record(method: str) -> dict[str, Any]:
         return {"method": "noise-model",
                 "formula": "asinh((image - median) / (sqrt(read_noise^2 + max(sky, 0) + gain^2/12) * softening))",
                 "softening": SOFTENING}
+    if method == "noise-vst":
+        return {"method": "noise-vst",
+                "formula": "s = image - median, sigma = sqrt(read_noise^2 + max(sky, 0) + gain^2/12); "
+                           "(2 (sqrt(sigma^2 + s) - sigma) if s > 0 else s / sigma) / softening",
+                "softening": SOFTENING}
     raise DatasetError(f"unknown normalisation {method!r}; expected one of {', '.join(NORMALIZATIONS)}")
 
 
@@ -129,8 +134,8 @@ def normalization_method(record: Mapping[str, Any] | None) -> str:
     method = (record or {}).get("method") if isinstance(record, Mapping) else None
     if method in (None, LEGACY_IMAGE_STATS_METHOD, "image-stats"):
         return "image-stats"
-    if method == "noise-model":
-        return "noise-model"
+    if method in ("noise-model", "noise-vst"):
+        return str(method)
     raise DatasetError(f"unknown normalisation method {method!r}; this crbench knows "
                        f"{', '.join(NORMALIZATIONS)} (and the legacy {LEGACY_IMAGE_STATS_METHOD!r})")
 
@@ -243,6 +248,36 @@ def normalize_noise_model(image: np.ndarray, *, gain: float, read_noise: float, 
     return np.arcsinh(z).astype(np.float32, copy=False)
 
 
+def normalize_noise_vst(image: np.ndarray, *, gain: float, read_noise: float, sky: float,
+                        bad: np.ndarray | None = None, center: float | None = None,
+                        softening: float = SOFTENING) -> np.ndarray:
+    """Variance-stabilised significance input (``normalization='noise-vst'``), float32.
+
+    With ``s = image - background`` and ``sigma`` the background noise of :func:`normalize_noise_model`,
+    the input is ``2 (sqrt(sigma^2 + s) - sigma) / softening`` above the background and
+    ``s / (sigma softening)`` below it: the Anscombe-type transform of Poisson plus Gaussian noise,
+    whose noise is one unit (before the softening) at every brightness, continuous with slope
+    ``1 / sigma`` at the background, so faint pixels get the same input as with ``noise-model``.
+
+    Why: the asinh compression of ``noise-model`` divides a bump of ``q`` e- on a source of ``S`` e-
+    by roughly ``S / sigma``, so a CR on a star many sigma above the background is a tiny wiggle in
+    the input, while the same CR on the sky is a large step; this transform divides it by the local
+    photon noise ``sqrt(sigma^2 + S)`` instead, which is what sets whether the CR can be seen. Stars
+    grow like the square root of their charge (a saturated star of 1.5e5 e- is ~150 units), not
+    like its logarithm. Parameters as :func:`normalize_noise_model`.
+    """
+    if center is None:
+        center = noise_model_center(image, bad, step=gain)
+    if sky is None or not np.isfinite(sky):
+        sky = center
+    sigma = noise_model_sigma(gain=gain, read_noise=read_noise, sky=sky)
+    img = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=center, posinf=center, neginf=center)
+    s = img - float(center)
+    pos = np.clip(s, 0.0, None)
+    out = np.where(s > 0, 2.0 * (np.sqrt(sigma * sigma + pos) - sigma), s / sigma) / float(softening)
+    return out.astype(np.float32)
+
+
 def normalize_observation(method: str, image: np.ndarray, meta: Mapping[str, Any] | None,
                           bad: np.ndarray | None = None) -> np.ndarray:
     """Normalise a whole image by ``method`` (:data:`NORMALIZATIONS`), as the detector does.
@@ -255,6 +290,9 @@ def normalize_observation(method: str, image: np.ndarray, meta: Mapping[str, Any
     if method == "noise-model":
         gain, read_noise, sky = noise_meta(meta)
         return normalize_noise_model(image, gain=gain, read_noise=read_noise, sky=sky, bad=bad)
+    if method == "noise-vst":
+        gain, read_noise, sky = noise_meta(meta)
+        return normalize_noise_vst(image, gain=gain, read_noise=read_noise, sky=sky, bad=bad)
     raise DatasetError(f"unknown normalisation {method!r}; expected one of {', '.join(NORMALIZATIONS)}")
 
 
@@ -398,7 +436,8 @@ class PatchSampler:
         c, s = image_stats(sample.image, None if sample.dqmask is None else sample.dqmask > 0)
         gain, read_noise, sky = noise_meta(sample.meta)
         bad = None if sample.dqmask is None else sample.dqmask > 0
-        level = noise_model_center(sample.image, bad, step=gain) if self.normalization == "noise-model" else c
+        level = (noise_model_center(sample.image, bad, step=gain)
+                 if self.normalization in ("noise-model", "noise-vst") else c)
         img = sample.image.astype(np.float32)
         pad_h = max(0, self.patch - img.shape[0])
         pad_w = max(0, self.patch - img.shape[1])
@@ -463,7 +502,7 @@ class PatchSampler:
                for k in ("x", "y", "valid", "weight")}
         rng = self.rng
         self.last_regimes = []
-        noise_model = self.normalization == "noise-model"
+        noise_model = self.normalization in ("noise-model", "noise-vst")
         for b in range(self.batch):
             it = self.draw_item()
             h, w = it.image.shape
@@ -516,7 +555,9 @@ class PatchSampler:
                         c, s = c + delta, float(np.sqrt(s * s + delta))
                         sky, level = sky + delta, level + delta
                 k_rot, flip = int(rng.integers(0, 4)), bool(rng.random() < 0.5)
-            if noise_model:
+            if self.normalization == "noise-vst":
+                x = normalize_noise_vst(img, gain=gain, read_noise=read_noise, sky=sky, center=level)
+            elif noise_model:
                 x = normalize_noise_model(img, gain=gain, read_noise=read_noise, sky=sky, center=level)
             else:
                 x = normalize(img, c, s)

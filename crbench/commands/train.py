@@ -47,9 +47,10 @@ def add_parser(sub) -> None:
     p.add_argument("--levels", type=int, default=None, help="resolution levels (default per architecture)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 1)")
     p.add_argument("--normalisation", "--normalization", dest="normalization", default=None,
-                   choices=("image-stats", "noise-model"),
+                   choices=("image-stats", "noise-model", "noise-vst"),
                    help="net input normalisation: image-stats (each image's median/MAD; default, the shipped "
-                        "nets) or noise-model (significance from the meta gain, read noise and sky)")
+                        "nets), noise-model (significance from the meta gain, read noise and sky) or noise-vst (its "
+                        "variance-stabilised form, experimental)")
     p.add_argument("--noise-aug", action="store_true",
                    help="noise-regime augmentation: each patch gets a random read noise (2-100 e-), gain "
                         "(0.5-20 e-/ADU) and extra sky (1-1e4 e-)")
