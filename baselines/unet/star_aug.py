@@ -28,7 +28,7 @@ Stars under CRs (``--cr-star-aug P``)
 The star augmentation above adds hard negatives. The noise-regime diagnosis found the opposite
 failure: at sky 10,000 e- the generalist's loss against the median comparison sits in the **CRs
 that land on bright stars** (leaving the CR pixels inside bright-star regions out of the score lifts
-its AP by 0.07-0.11; leaving the star pixels without CRs out lifts it by 0.01-0.03), which a net sees
+its AP by 0.07-0.12; leaving the star pixels without CRs out lifts it by 0.02-0.03), which a net sees
 as one more star when its training data seldom puts a CR on a star many sigma above the noise.
 :func:`draw_stars_on_crs` draws the same stars (count ``Poisson(CR_STARS_PER_PATCH)``, at least
 one; same FWHM and peak ranges) but centres each on a truth pixel of the patch (uniform over the
