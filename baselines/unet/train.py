@@ -29,7 +29,9 @@ of the patches as hard negatives (:mod:`.star_aug`), ``cr_star_aug=P`` (``--cr-s
 centres such stars on the CR pixels of a fraction P of the patches that have any (CRs on stars,
 :func:`.star_aug.draw_stars_on_crs`); ``normalization='noise-model'``
 (``--normalisation noise-model``) feeds the net significance
-from each image's noise model instead of its median/MAD (:mod:`.data`); both are recorded in
+from each image's noise model instead of its median/MAD, ``'noise-vst'`` its variance-stabilised
+form (:mod:`.data`); ``truth_at_noise=True`` (``--truth-at-noise``) applies the truth rule again
+after the noise regime (:func:`.noise_aug.truth_at_regime`); both are recorded in
 the sidecar, the weight file (normalisation) and the recorded command. The defaults
 (``image-stats``, no noise augmentation, one dataset) reproduce the earlier trainer exactly.
 """
@@ -92,7 +94,7 @@ def load_validation(dataset: Dataset | Sequence[Dataset], split: str, crop: int,
     """Normalised validation inputs with truth and valid masks (top-left ``crop`` squares).
 
     With several datasets, the union of their ``split`` samples, at most ``max_images`` of each.
-    ``normalization`` is ``'image-stats'`` or ``'noise-model'`` (each sample's meta).
+    ``normalization`` is one of :data:`.data.NORMALIZATIONS` (the noise ones use each sample's meta).
     """
     if not isinstance(dataset, Dataset):
         return [v for d in dataset for v in load_validation(d, split, crop, max_images, normalization)]
@@ -439,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--normalisation", "--normalization", dest="normalization", choices=NORMALIZATIONS,
                    default="image-stats",
-                   help="net input: image-stats (median/MAD of each image, the shipped nets) or noise-model "
-                        "(significance from the meta gain, read noise and sky)")
+                   help="net input: image-stats (median/MAD of each image, the shipped nets), noise-model "
+                        "(significance from the meta gain, read noise and sky) or noise-vst (its variance-stabilised "
+                        "form, experimental)")
     p.add_argument("--noise-aug", action="store_true",
                    help="move each patch to a random read noise (2-100 e-), gain (0.5-20 e-/ADU) and extra sky "
                         "(1-1e4 e-)")
