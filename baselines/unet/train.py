@@ -207,8 +207,8 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
         The command line to record; default the equivalent ``python -m baselines.unet.train``.
     **hp
         Hyper-parameters overriding :data:`DEFAULT_HP` (among them ``normalization``:
-        ``'image-stats'`` or ``'noise-model'``, and ``noise_aug``), plus architecture options
-        ``width``, ``levels`` and ``gates``.
+        ``'image-stats'``, ``'noise-model'`` or ``'noise-vst'``; ``noise_aug``, ``truth_at_noise``,
+        ``star_aug``, ``cr_star_aug``), plus architecture options ``width``, ``levels`` and ``gates``.
 
     Returns
     -------
