@@ -100,6 +100,8 @@ def normalize_sample_image(image: np.ndarray, ignore: np.ndarray | None = None) 
 
 #: Normalisation methods a net can be trained with (the weight file's ``normalization["method"]``).
 NORMALIZATIONS = ("image-stats", "noise-model", "noise-vst")
+#: The normalisations that read the noise model (gain, read noise, sky) from each image's meta.
+NOISE_MODEL_NORMALIZATIONS = ("noise-model", "noise-vst")
 #: The ``normalization["method"]`` string of weight files written before the noise-model option;
 #: it means ``image-stats``.
 LEGACY_IMAGE_STATS_METHOD = "asinh((image - median) / (1.4826 MAD * softening))"
@@ -134,7 +136,7 @@ def normalization_method(record: Mapping[str, Any] | None) -> str:
     method = (record or {}).get("method") if isinstance(record, Mapping) else None
     if method in (None, LEGACY_IMAGE_STATS_METHOD, "image-stats"):
         return "image-stats"
-    if method in ("noise-model", "noise-vst"):
+    if method in NOISE_MODEL_NORMALIZATIONS:
         return str(method)
     raise DatasetError(f"unknown normalisation method {method!r}; this crbench knows "
                        f"{', '.join(NORMALIZATIONS)} (and the legacy {LEGACY_IMAGE_STATS_METHOD!r})")
@@ -201,6 +203,17 @@ def noise_model_center(image: np.ndarray, bad: np.ndarray | None = None, *, step
     return m - half + float(step) * (0.5 * sub.size - n_below) / n_at
 
 
+def _background_and_sigma(image: np.ndarray, *, gain: float, read_noise: float, sky: float,
+                          bad: np.ndarray | None, center: float | None) -> tuple[float, float]:
+    """The level a noise-model input subtracts (default :func:`noise_model_center`) and the
+    background noise it divides by (:func:`noise_model_sigma`; a non-finite ``sky`` means the level)."""
+    if center is None:
+        center = noise_model_center(image, bad, step=gain)
+    if sky is None or not np.isfinite(sky):
+        sky = center
+    return center, noise_model_sigma(gain=gain, read_noise=read_noise, sky=sky)
+
+
 def normalize_noise_model(image: np.ndarray, *, gain: float, read_noise: float, sky: float,
                           bad: np.ndarray | None = None, center: float | None = None,
                           softening: float = SOFTENING) -> np.ndarray:
@@ -238,11 +251,8 @@ def normalize_noise_model(image: np.ndarray, *, gain: float, read_noise: float, 
     -------
     ndarray of float32, shape of ``image``.
     """
-    if center is None:
-        center = noise_model_center(image, bad, step=gain)
-    if sky is None or not np.isfinite(sky):
-        sky = center
-    sigma = noise_model_sigma(gain=gain, read_noise=read_noise, sky=sky)
+    center, sigma = _background_and_sigma(image, gain=gain, read_noise=read_noise, sky=sky, bad=bad,
+                                          center=center)
     img = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=center, posinf=center, neginf=center)
     z = (img - np.float32(center)) / np.float32(sigma * softening)
     return np.arcsinh(z).astype(np.float32, copy=False)
@@ -266,11 +276,8 @@ def normalize_noise_vst(image: np.ndarray, *, gain: float, read_noise: float, sk
     grow like the square root of their charge (a saturated star of 1.5e5 e- is ~150 units), not
     like its logarithm. Parameters as :func:`normalize_noise_model`.
     """
-    if center is None:
-        center = noise_model_center(image, bad, step=gain)
-    if sky is None or not np.isfinite(sky):
-        sky = center
-    sigma = noise_model_sigma(gain=gain, read_noise=read_noise, sky=sky)
+    center, sigma = _background_and_sigma(image, gain=gain, read_noise=read_noise, sky=sky, bad=bad,
+                                          center=center)
     img = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=center, posinf=center, neginf=center)
     s = img - float(center)
     pos = np.clip(s, 0.0, None)
@@ -437,7 +444,7 @@ class PatchSampler:
         gain, read_noise, sky = noise_meta(sample.meta)
         bad = None if sample.dqmask is None else sample.dqmask > 0
         level = (noise_model_center(sample.image, bad, step=gain)
-                 if self.normalization in ("noise-model", "noise-vst") else c)
+                 if self.normalization in NOISE_MODEL_NORMALIZATIONS else c)
         img = sample.image.astype(np.float32)
         pad_h = max(0, self.patch - img.shape[0])
         pad_w = max(0, self.patch - img.shape[1])
@@ -502,7 +509,7 @@ class PatchSampler:
                for k in ("x", "y", "valid", "weight")}
         rng = self.rng
         self.last_regimes = []
-        noise_model = self.normalization in ("noise-model", "noise-vst")
+        noise_model = self.normalization in NOISE_MODEL_NORMALIZATIONS
         for b in range(self.batch):
             it = self.draw_item()
             h, w = it.image.shape

@@ -98,6 +98,12 @@ def apply_noise_regime(image: np.ndarray, regime: NoiseRegime, rng: np.random.Ge
     return img.astype(np.float32), {"gain": g, "read_noise": new_rn, "sky": float(sky) + extra, "added_sky": extra}
 
 
+def smooth_background(image: np.ndarray) -> np.ndarray:
+    """The 5x5 median of a patch (e-, float64): its sky and sources without CRs. A CR pixel's charge
+    is estimated as the patch minus it (the stars-under-CRs augmentation, :func:`truth_at_regime`)."""
+    return ndimage.median_filter(np.asarray(image, dtype=np.float64), size=5, mode="reflect")
+
+
 def truth_at_regime(image_before: np.ndarray, truth: np.ndarray, *, level: float,
                     before: tuple[float, float, float], read_noise: float, sky: float, gain: float,
                     rule: TruthRule = DEFAULT_RULE) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +139,7 @@ def truth_at_regime(image_before: np.ndarray, truth: np.ndarray, *, level: float
         raise ValueError(f"truth_at_regime: truth shape {truth.shape} != image shape {img.shape}")
     if not truth.any():
         return truth.copy(), np.zeros_like(truth)
-    smooth = ndimage.median_filter(img, size=5, mode="reflect")
+    smooth = smooth_background(img)
     source = np.clip(smooth - float(level), 0.0, None)
 
     def noise(rn: float, sky_e: float, g: float) -> np.ndarray:

@@ -40,9 +40,13 @@ rule's one sigma of the image without the CR).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 from scipy.special import erf
+
+from .noise_aug import smooth_background
 
 #: Stars per augmented patch (Poisson mean; at least one is drawn).
 STARS_PER_PATCH = 4.0
@@ -113,23 +117,40 @@ def draw_stars(rng: np.random.Generator, shape: tuple[int, int], noise_sigma: fl
     """
     if not (np.isfinite(noise_sigma) and noise_sigma > 0):
         raise ValueError(f"draw_stars: noise_sigma must be finite and > 0, got {noise_sigma!r}")
+
+    def anywhere() -> tuple[float, float]:
+        return float(rng.uniform(-0.5, shape[0] - 0.5)), float(rng.uniform(-0.5, shape[1] - 0.5))
+
+    model = _star_model(rng, shape, anywhere, noise_sigma, stars_per_patch, fwhm_range, peak_sigma_range)
+    charge = rng.poisson(model).astype(np.float64)
+    return charge, _star_weight(model, noise_sigma)
+
+
+def _star_model(rng: np.random.Generator, shape: tuple[int, int], centre: Callable[[], tuple[float, float]],
+                noise_sigma: float, stars_per_patch: float, fwhm_range: tuple[float, float],
+                peak_sigma_range: tuple[float, float]) -> np.ndarray:
+    """Noise-free sum of ``max(1, Poisson(stars_per_patch))`` stars; per star the stream gives
+    ``centre()``, the two FWHMs (axis ratio at most 1.5) and the peak in sigma, in that order."""
     n = max(1, int(rng.poisson(stars_per_patch)))
     model = np.zeros(shape, np.float64)
     for _ in range(n):
-        y = float(rng.uniform(-0.5, shape[0] - 0.5))
-        x = float(rng.uniform(-0.5, shape[1] - 0.5))
+        y, x = centre()
         fy, fx = _log_uniform(rng, *fwhm_range), _log_uniform(rng, *fwhm_range)
         if max(fy, fx) > 1.5 * min(fy, fx):  # axis ratio at most 1.5
             fy = fx = float(np.sqrt(fy * fx))
         k = _log_uniform(rng, *peak_sigma_range)
         model += star_image(shape, y, x, fy, fx, k * noise_sigma)
-    charge = rng.poisson(model).astype(np.float64)
+    return model
+
+
+def _star_weight(model: np.ndarray, noise_sigma: float) -> np.ndarray:
+    """Loss weight of added stars: the model clipped to [1, 5] sigma, smoothed by 2 px, peak 1."""
     w = np.clip(model / noise_sigma, 1.0, 5.0) - 1.0
     w = ndimage.gaussian_filter(w, 2.0, mode="reflect")
     top = float(w.max())
     if top > 0:
         w /= top
-    return charge, w
+    return w
 
 
 def draw_stars_on_crs(rng: np.random.Generator, image: np.ndarray, truth: np.ndarray, noise_sigma: float, *,
@@ -164,24 +185,14 @@ def draw_stars_on_crs(rng: np.random.Generator, image: np.ndarray, truth: np.nda
     ys, xs = np.nonzero(truth)
     if ys.size == 0:
         return None
-    n = max(1, int(rng.poisson(stars_per_patch)))
-    model = np.zeros(truth.shape, np.float64)
-    for _ in range(n):
+
+    def on_a_cr_pixel() -> tuple[float, float]:
         k = int(rng.integers(0, ys.size))
-        y = float(ys[k]) + float(rng.uniform(-1.0, 1.0))
-        x = float(xs[k]) + float(rng.uniform(-1.0, 1.0))
-        fy, fx = _log_uniform(rng, *fwhm_range), _log_uniform(rng, *fwhm_range)
-        if max(fy, fx) > 1.5 * min(fy, fx):
-            fy = fx = float(np.sqrt(fy * fx))
-        peak = _log_uniform(rng, *peak_sigma_range)
-        model += star_image(truth.shape, y, x, fy, fx, peak * noise_sigma)
+        return float(ys[k]) + float(rng.uniform(-1.0, 1.0)), float(xs[k]) + float(rng.uniform(-1.0, 1.0))
+
+    model = _star_model(rng, truth.shape, on_a_cr_pixel, noise_sigma, stars_per_patch, fwhm_range,
+                        peak_sigma_range)
     charge = rng.poisson(model).astype(np.float64)
     img = np.asarray(image, dtype=np.float64)
-    cr_charge = img - ndimage.median_filter(img, size=5, mode="reflect")
-    drowned = truth & (cr_charge < np.sqrt(float(noise_sigma) ** 2 + model))
-    w = np.clip(model / noise_sigma, 1.0, 5.0) - 1.0
-    w = ndimage.gaussian_filter(w, 2.0, mode="reflect")
-    top = float(w.max())
-    if top > 0:
-        w /= top
-    return charge, w, drowned
+    drowned = truth & (img - smooth_background(img) < np.sqrt(float(noise_sigma) ** 2 + model))
+    return charge, _star_weight(model, noise_sigma), drowned
