@@ -13,7 +13,9 @@
     JWST NIRCam-like HgCdTe array, 300 s, with snowballs, IPC and up-the-ramp groups (``ramp``).
 
 Options (all recipes): ``n_images``, ``shape`` (H, W), ``exposures``, ``exposure_time`` (s),
-``seed``, ``cr_rate_scale``. Each sample draws from its own generator
+``seed``, ``cr_rate_scale``; the ACS recipes also ``confusers`` (``v2``, the standard builds'; ``v3`` adds
+a sharp, diffraction-limited PSF core and residual CTE trails, :func:`data_recipes.sim.presets.with_confusers`,
+and is a custom build). Each sample draws from its own generator
 ``default_rng([seed, index])``, so the same seed gives the same files and content hash.
 """
 from __future__ import annotations
@@ -24,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from crbench.dataset import write_dataset
-from crbench.errors import DatasetError
+from crbench.errors import CRBenchError, DatasetError
 from crbench.recipes import Recipe
 
 from .sim.physics import TRUTH_RULE
 from ._options import image_shape, positive_int, positive_seconds, rate_scale
-from .sim.presets import get_preset
+from .sim.presets import get_preset, with_confusers
 from .sim.scenes import SOURCE_NSIGMA
 
 #: name -> (preset, field, defaults, description)
@@ -127,10 +129,11 @@ def make_builder(name: str):
         if size not in SIZES:
             raise DatasetError(f"recipe {name!r}: size={size!r} is invalid; expected one of {', '.join(SIZES)}")
         given = {k: v for k, v in options.items() if v is not None}
+        confusers = str(given.pop("confusers", "v2"))
         unknown = set(given) - {"n_images", "shape", "exposures", "exposure_time", "seed", "cr_rate_scale"}
         if unknown:
             raise DatasetError(f"recipe {name!r}: unknown option(s) {sorted(unknown)}; known: size, n_images, "
-                               "shape, exposures, exposure_time, seed, cr_rate_scale")
+                               "shape, exposures, exposure_time, seed, cr_rate_scale, confusers")
         profile = dict(STANDARD[name]) if size == "standard" else dict(defaults)
         counts = profile.pop("split_counts", None)
         boost = profile.pop("boost", "none")
@@ -140,10 +143,13 @@ def make_builder(name: str):
         opts.update(given)
         # a standard build is exactly the standard profile (the seed included); anything else is custom
         overridden = {k for k, v in given.items() if opts.get(k) != {"seed": 1, "cr_rate_scale": 1.0, **profile}.get(k)}
-        if size == "standard" and overridden:
+        if size == "standard" and (overridden or confusers != "v2"):
             size, counts = "custom", None
         opts = _check_options(name, opts)
-        preset = get_preset(preset_name)
+        try:
+            preset = with_confusers(get_preset(preset_name), confusers)
+        except CRBenchError as exc:
+            raise DatasetError(f"recipe {name!r}: {exc}") from None
         if opts["cr_rate_scale"] != 1.0:
             s = opts["cr_rate_scale"]
             preset = preset.with_(muon_rate=preset.muon_rate * s, electron_rate=preset.electron_rate * s,
@@ -167,6 +173,8 @@ def make_builder(name: str):
 
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
         params.update({"preset": preset_name, "field": field, "size": size})
+        if confusers != "v2":  # v2 builds keep the parameters (and cards) they always had
+            params["confusers"] = confusers
         size_card = {"size": size, "standard": STANDARD_VERSION if size == "standard" else None,
                      "boost": boost if size == "standard" else None}
         return write_dataset(
@@ -184,14 +192,15 @@ def make_builder(name: str):
                 "morphology": "geometric class of the 8-connected truth component each CR lies in "
                               "(crbench.morphology.classify_by_component; IPC ring taken off on IR arrays); "
                               "'generator' keeps the simulated particle type",
-            }, "confusers": _confusers_card(preset, field)},
+            }, "confusers": _confusers_card(preset, field, confusers)},
         )
 
     return build
 
 
-def _confusers_card(preset: Any, field: str) -> dict[str, Any]:
-    """What in a simulated frame is sharp but not a CR: the detector defects and the field's confusers."""
+def _confusers_card(preset: Any, field: str, version: str = "v2") -> dict[str, Any]:
+    """What in a simulated frame is sharp but not a CR: the detector defects and the field's confusers
+    (a v3 card adds the PSF core and the CTE model; a v2 card is what v2 builds always carried)."""
     from .sim import scenes
 
     card: dict[str, Any] = {
@@ -207,6 +216,16 @@ def _confusers_card(preset: Any, field: str) -> dict[str, Any]:
                     gal_knot_flux_x_detection_limit=list(scenes.GAL_KNOT_FLUX),
                     gal_disk_scale_x_frame=list(scenes.GAL_DISK_SCALE),
                     gal_disk_peak_x_background_sigma=list(scenes.GAL_DISK_PEAK))
+    if version != "v2":
+        card["version"] = version
+        card["psf"] = {"model": preset.psf, "core_fwhm_px": preset.psf_core_fwhm,
+                       "core_fraction": preset.psf_core_fraction, "halo_fwhm_px": preset.psf_halo_fwhm,
+                       "halo_moffat_beta": preset.moffat_beta,
+                       "pixel_response_kernel": list(preset.prf_kernel) if preset.prf_kernel else None}
+        card["cte"] = preset.cte.to_dict() if preset.cte is not None else None
+        card["cte_rule"] = ("frames read out through the traps, then corrected leaving `correction_residual` of "
+                            "the trails; the truth is the CR charge as the frame shows it (trail pixels owned "
+                            "by the CR that trailed into them)")
     return card
 
 

@@ -15,7 +15,9 @@ from crbench.portable import digitise, round_table
 
 #: Every simulated recipe that ships (the standard sets and the demo's sim-basic).
 SIM_RECIPES = ("sim-basic", "sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam",
-               "sim-ground-small", "sim-jwst-nircam")
+               "sim-ground-small", "sim-jwst-nircam",
+               # the next confuser version (CTE read-out, core-halo PSF), so it can become standard as is
+               "sim-hst-acs-gc@v3")
 
 _BUILD_ALL = """
 import json, sys, tempfile
@@ -24,7 +26,9 @@ from crbench.recipes import build_dataset
 out = {}
 with tempfile.TemporaryDirectory() as tmp:
     for name in sys.argv[1:]:
-        ds = build_dataset(name, Path(tmp) / name, progress=False, n_images=3, shape=(96, 96))
+        recipe, _, confusers = name.partition("@")
+        extra = {"confusers": confusers} if confusers else {}
+        ds = build_dataset(recipe, Path(tmp) / name, progress=False, n_images=3, shape=(96, 96), **extra)
         out[name] = ds.content_hash
 print(json.dumps(out))
 """

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     bp.add_argument("--exposures", type=int, help="aligned exposures per field (simulated recipes)")
     bp.add_argument("--exposure-time", type=float, help="exposure time in seconds (simulated recipes)")
     bp.add_argument("--seed", type=int, help="random seed")
+    bp.add_argument("--confusers", choices=["v2", "v3"], default=None,
+                    help="ACS recipes: confuser version (v2 = the standard builds; v3 adds a sharp PSF core and "
+                         "residual CTE trails, a custom build)")
     bp.add_argument("--size", choices=["standard", "small"], default=None,
                     help="simulated recipes: 'standard' (default; the pinned standard sizes the leaderboard uses) or "
                          "'small' (quick builds for tests and demos, never on the leaderboard)")
@@ -88,6 +91,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError(f"--exposure-time {args.exposure_time}: expected a positive number of seconds")
     opts = {"n_images": args.n_images, "shape": args.shape, "exposures": args.exposures,
             "exposure_time": args.exposure_time, "seed": args.seed, "size": args.size}
+    if args.confusers is not None:
+        opts["confusers"] = args.confusers
     if args.source is not None or args.trust_pickle:
         kind = get_recipe(args.name).kind
         if kind != "converted":

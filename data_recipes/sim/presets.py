@@ -16,6 +16,7 @@ from typing import Any
 from crbench.errors import RegistryError
 
 from .confusers import DefectModel
+from .cte import CTEModel
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class InstrumentPreset:
     ipc : float
         Inter-pixel capacitance coupling to each 4-neighbour (diagonals get ipc/4); 0 for CCDs.
     psf : str
-        ``'moffat'`` or ``'gaussian'``.
+        ``'moffat'``, ``'gaussian'`` or ``'core-halo'`` (a diffraction-limited core plus a Moffat halo,
+        convolved with the CCD's pixel response: ``psf_core_fwhm``, ``psf_core_fraction``,
+        ``prf_kernel``; :func:`data_recipes.sim.scenes.render_points`).
     psf_fwhm : float
         PSF full width at half maximum in pixels.
     moffat_beta : float
@@ -70,6 +73,17 @@ class InstrumentPreset:
         Groups per up-the-ramp integration (0 = no ramp).
     defects : DefectModel, optional
         Hot, warm and bad-column pixels (:mod:`data_recipes.sim.confusers`); None = a perfect detector.
+    psf_core_fwhm, psf_core_fraction : float
+        ``'core-halo'`` PSF only: FWHM (px) of the Gaussian that stands for the Airy core, and the share
+        of the light in it; the rest is the Moffat halo of ``psf_halo_fwhm`` and ``moffat_beta``.
+    psf_halo_fwhm : float
+        ``'core-halo'`` PSF only: FWHM (px) of the halo.
+    prf_kernel : tuple of 9 floats, optional
+        ``'core-halo'`` PSF only: 3x3 pixel response function (charge diffusion) the PSF is convolved
+        with, row by row; None = none.
+    cte : CTEModel, optional
+        Parallel charge-transfer inefficiency and the residual its pipeline correction leaves
+        (:mod:`data_recipes.sim.cte`); None = perfect transfer.
     default_shape : tuple of int
         Native frame shape (H, W) used where a recipe wants "a full frame".
     notes : str
@@ -104,6 +118,11 @@ class InstrumentPreset:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     defects: DefectModel | None = None
+    psf_core_fwhm: float = 0.0
+    psf_core_fraction: float = 0.0
+    psf_halo_fwhm: float = 0.0
+    prf_kernel: tuple[float, ...] | None = None
+    cte: CTEModel | None = None
 
     @property
     def pixel_area_cm2(self) -> float:
@@ -290,3 +309,50 @@ def get_preset(name: "str | InstrumentPreset") -> InstrumentPreset:
     if name not in PRESETS:
         raise RegistryError(f"unknown instrument preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+# --------------------------------------------------------------------------------------------
+# the next confuser version of the ACS recipes (not yet a standard build)
+# --------------------------------------------------------------------------------------------
+
+#: ACS/WFC pixel response function (charge diffusion) at 4000 A, centre of the field: ACS Instrument
+#: Handbook, section 5.6.1. The handbook's kernels at longer wavelengths are sharper; the 4000 A one
+#: is the one quoted here (docs/physics.md#confusers).
+ACS_WFC_PRF_4000A = (0.04, 0.11, 0.04, 0.11, 0.40, 0.11, 0.04, 0.11, 0.04)
+#: FWHM (px) of the Gaussian standing for the Airy core at F606W: 1.03 lambda / D = 1.03 x 606 nm /
+#: 2.4 m = 0.054", at 0.05"/px (derived).
+ACS_F606W_CORE_FWHM = 1.07
+#: Share of the light in the core and FWHM (px) of the Moffat halo (beta = the preset's 2.5): TUNED so
+#: that the encircled energy within 0.125" radius is 0.81, against the 75% requirement / 80% goal at
+#: 632.8 nm of the ACS ground verification (Hartig 2001; docs/physics.md#confusers).
+ACS_CORE_FRACTION = 0.75
+ACS_HALO_FWHM = 6.0
+#: ACS/WFC parallel CTE (ArCTIc's late-epoch trap species) with the residual of the pipeline's
+#: pixel-based correction (2-3%: Massey et al. 2010, 2014); docs/physics.md#confusers.
+ACS_CTE = CTEModel()
+
+#: Confuser versions of the ACS recipes: v2 = the standard v2 builds; v3 = v2 plus the sharp PSF core
+#: and the residual CTE trails (a custom build until it is made standard).
+CONFUSER_VERSIONS = ("v2", "v3")
+
+
+def with_confusers(preset: InstrumentPreset, version: str) -> InstrumentPreset:
+    """The preset with the confusers of ``version`` (:data:`CONFUSER_VERSIONS`).
+
+    ``'v2'`` returns the preset unchanged. ``'v3'`` (ACS/WFC only) renders point sources with the
+    ``'core-halo'`` PSF (:data:`ACS_F606W_CORE_FWHM`, :data:`ACS_CORE_FRACTION`, :data:`ACS_HALO_FWHM`,
+    :data:`ACS_WFC_PRF_4000A`) and reads frames out through :data:`ACS_CTE`.
+
+    Raises
+    ------
+    RegistryError
+        If ``version`` is unknown or v3 is asked of a preset other than ACS/WFC.
+    """
+    if version not in CONFUSER_VERSIONS:
+        raise RegistryError(f"confusers={version!r} is invalid; expected one of {', '.join(CONFUSER_VERSIONS)}")
+    if version == "v2":
+        return preset
+    if preset.name != "hst-acs-wfc":
+        raise RegistryError(f"confusers='v3' is defined for the ACS/WFC preset only, not {preset.name!r}")
+    return preset.with_(psf="core-halo", psf_core_fwhm=ACS_F606W_CORE_FWHM, psf_core_fraction=ACS_CORE_FRACTION,
+                        psf_halo_fwhm=ACS_HALO_FWHM, prf_kernel=ACS_WFC_PRF_4000A, cte=ACS_CTE)

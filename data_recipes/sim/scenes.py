@@ -27,7 +27,7 @@ Masks
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from crbench.sample import Sample
 from crbench.truth import TruthRule, apply_truth_rule
 
 from .confusers import Defects, draw_defects
+from .cte import CTEGeometry, draw_cte_geometry, extend_labels_along_trails, layer_after_cte, observed_after_cte
 from .physics import TRUTH_RULE, CRLayer, bleed_columns, ipc_ring_px, simulate_crs
 from .presets import InstrumentPreset, get_preset
 
@@ -90,6 +91,8 @@ def psf_kernel(preset: InstrumentPreset, radius: int | None = None) -> np.ndarra
 
 
 def _stamp_radius(p: InstrumentPreset) -> int:
+    if p.psf == "core-halo":
+        return int(min(30, np.ceil(6.0 * p.psf_halo_fwhm) + 2))
     return int(min(30, np.ceil((6.0 if p.psf == "moffat" else 3.0) * p.psf_fwhm) + 1))
 
 
@@ -112,25 +115,54 @@ def render_points(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np
         ix = np.floor(xs).astype(np.int64)[:, None] + off[None, :]
         iy = np.floor(ys).astype(np.int64)[:, None] + off[None, :]
         if preset.psf == "gaussian":
-            s = preset.psf_fwhm / 2.3548
-            cx = 0.5 * (1 + erf((ix + 1 - xs[:, None]) / (np.sqrt(2) * s))) - 0.5 * (
-                1 + erf((ix - xs[:, None]) / (np.sqrt(2) * s)))
-            cy = 0.5 * (1 + erf((iy + 1 - ys[:, None]) / (np.sqrt(2) * s))) - 0.5 * (
-                1 + erf((iy - ys[:, None]) / (np.sqrt(2) * s)))
-            stamp = cy[:, :, None] * cx[:, None, :]
+            stamp = _gaussian_stamps(ix, iy, xs, ys, preset.psf_fwhm)
+        elif preset.psf == "core-halo":
+            core = _gaussian_stamps(ix, iy, xs, ys, preset.psf_core_fwhm)
+            halo = _moffat_stamps(ix, iy, xs, ys, preset.psf_halo_fwhm, preset.moffat_beta)
+            f_core = float(preset.psf_core_fraction)
+            stamp = f_core * core / core.sum(axis=(1, 2), keepdims=True) + \
+                (1.0 - f_core) * halo / halo.sum(axis=(1, 2), keepdims=True)
+            if preset.prf_kernel is not None:
+                stamp = _convolve_3x3(stamp, np.asarray(preset.prf_kernel, dtype=float).reshape(3, 3))
         else:
-            beta = preset.moffat_beta
-            alpha = preset.psf_fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
-            sub = (np.arange(3) + 0.5) / 3
-            dx = (ix[:, :, None] + sub[None, None, :]) - xs[:, None, None]  # (n, k, 3)
-            dy = (iy[:, :, None] + sub[None, None, :]) - ys[:, None, None]
-            r2 = dy[:, :, None, :, None] ** 2 + dx[:, None, :, None, :] ** 2  # (n, k, k, 3, 3)
-            stamp = ((1 + r2 / alpha**2) ** (-beta)).mean(axis=(3, 4))
+            stamp = _moffat_stamps(ix, iy, xs, ys, preset.psf_fwhm, preset.moffat_beta)
         stamp = stamp / stamp.sum(axis=(1, 2), keepdims=True) * fs[:, None, None]
         inside = (iy[:, :, None] >= 0) & (iy[:, :, None] < h) & (ix[:, None, :] >= 0) & (ix[:, None, :] < w)
         flat = iy[:, :, None] * w + ix[:, None, :]
         out += np.bincount(flat[inside], weights=stamp[inside], minlength=h * w)
     return out.reshape(shape)
+
+
+def _gaussian_stamps(ix: np.ndarray, iy: np.ndarray, xs: np.ndarray, ys: np.ndarray, fwhm: float) -> np.ndarray:
+    """Gaussian of ``fwhm`` px integrated exactly over each pixel of the stamps (n, k, k)."""
+    s = fwhm / 2.3548
+    cx = 0.5 * (1 + erf((ix + 1 - xs[:, None]) / (np.sqrt(2) * s))) - 0.5 * (
+        1 + erf((ix - xs[:, None]) / (np.sqrt(2) * s)))
+    cy = 0.5 * (1 + erf((iy + 1 - ys[:, None]) / (np.sqrt(2) * s))) - 0.5 * (
+        1 + erf((iy - ys[:, None]) / (np.sqrt(2) * s)))
+    return cy[:, :, None] * cx[:, None, :]
+
+
+def _moffat_stamps(ix: np.ndarray, iy: np.ndarray, xs: np.ndarray, ys: np.ndarray, fwhm: float,
+                   beta: float) -> np.ndarray:
+    """Moffat of ``fwhm`` px and ``beta`` averaged over a 3x3 sub-pixel grid in each pixel (n, k, k)."""
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    sub = (np.arange(3) + 0.5) / 3
+    dx = (ix[:, :, None] + sub[None, None, :]) - xs[:, None, None]  # (n, k, 3)
+    dy = (iy[:, :, None] + sub[None, None, :]) - ys[:, None, None]
+    r2 = dy[:, :, None, :, None] ** 2 + dx[:, None, :, None, :] ** 2  # (n, k, k, 3, 3)
+    return ((1 + r2 / alpha**2) ** (-beta)).mean(axis=(3, 4))
+
+
+def _convolve_3x3(stamps: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Each stamp (n, k, k) convolved with a 3x3 kernel, zero outside the stamp."""
+    padded = np.pad(stamps, ((0, 0), (1, 1), (1, 1)))
+    k = stamps.shape[1]
+    out = np.zeros_like(stamps)
+    for dy in range(3):
+        for dx in range(3):
+            out += kernel[dy, dx] * padded[:, 2 - dy:2 - dy + k, 2 - dx:2 - dx + k]
+    return out
 
 
 def sersic_image(shape: tuple[int, int], x0: float, y0: float, flux: float, r_e: float, n: float,
@@ -323,17 +355,33 @@ def _quantise(img: np.ndarray, gain: float) -> np.ndarray:
 
 
 def observe(rng: np.random.Generator, expected: np.ndarray, preset: InstrumentPreset, exptime: float,
-            cr: CRLayer | None) -> np.ndarray:
-    """One exposure in e-: Poisson(expected) + CR charge + read noise, saturated and quantised."""
+            cr: CRLayer | None, cte_geometry: CTEGeometry | None = None) -> np.ndarray:
+    """One exposure in e-: Poisson(expected) + CR charge + read noise, saturated and quantised.
+
+    With ``cte_geometry`` (and ``preset.cte``) the collected charge is read out through the CCD's traps
+    and corrected as the pipeline does (:func:`data_recipes.sim.cte.observed_after_cte`) before the
+    read noise is added."""
+    return _observe(rng, expected, preset, cr, cte_geometry)[0]
+
+
+def _observe(rng: np.random.Generator, expected: np.ndarray, preset: InstrumentPreset, cr: CRLayer | None,
+             cte_geometry: CTEGeometry | None, want_cr: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`observe` plus, with CTE and ``want_cr``, the CR layer's part of the observed frame (else None)."""
     img = rng.poisson(np.maximum(expected, 0)).astype(np.float64)
     if cr is not None:
         img += cr.charge
+    cr_observed = None
+    if cte_geometry is not None and preset.cte is not None:
+        read = observed_after_cte(img, preset.cte, cte_geometry)
+        if cr is not None and want_cr:
+            cr_observed = layer_after_cte(img, cr.charge, preset.cte, cte_geometry, total_observed=read)
+        img = read
     img += rng.normal(0.0, preset.read_noise, expected.shape)
     if preset.detector == "ccd":
         img = bleed_columns(img, preset.saturation)[0]
     else:
         img = np.minimum(img, preset.saturation)
-    return _quantise(img, preset.gain)
+    return _quantise(img, preset.gain), cr_observed
 
 
 def make_ramp(rng: np.random.Generator, expected: np.ndarray, preset: InstrumentPreset, cr: CRLayer,
@@ -357,6 +405,18 @@ def make_ramp(rng: np.random.Generator, expected: np.ndarray, preset: Instrument
     cum += cr.charge[None] * (tmap[None] < tg[:, None, None])
     cum += rng.normal(0.0, preset.read_noise, cum.shape)
     return digitise(np.minimum(cum, preset.saturation), preset.gain).astype(np.float32)
+
+
+def _cr_after_cte(cr: CRLayer, cr_observed: np.ndarray, geometry: CTEGeometry | None) -> CRLayer:
+    """The CR layer as the read-out frame shows it: charge after CTE and correction (negative where the
+    CR made another packet lose more, which is no CR charge), its trail pixels owned by the CR that
+    trailed into them."""
+    charge = np.maximum(cr_observed, 0.0)
+    labels = cr.labels
+    if geometry is not None:
+        labels = extend_labels_along_trails(cr.labels, charge, geometry)
+    labels = np.where(charge > 0, labels, 0).astype(cr.labels.dtype)
+    return replace(cr, charge=np.where(labels > 0, charge, 0.0), labels=labels)
 
 
 @dataclass
@@ -404,9 +464,17 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
     if n_exposures < 1:
         raise CRBenchError(f"sample {sample_id!r}: exposures must be >= 1, got {n_exposures}")
     scene = make_scene(rng, shape, p, field, t)
-    # a preset without defects draws nothing, so its random stream (and content hash) is unchanged
-    defects = draw_defects(np.random.default_rng(int(rng.integers(2**63))), shape, p.defects, t) \
-        if p.defects is not None else None
+    # a preset without defects draws nothing, so its random stream (and content hash) is unchanged; the
+    # CTE geometry comes from the defects' own generator, after them, so it changes no other draw
+    defects, cte_geometry = None, None
+    if p.defects is not None or p.cte is not None:
+        field_rng = np.random.default_rng(int(rng.integers(2**63)))
+        defects = draw_defects(field_rng, shape, p.defects, t) if p.defects is not None else None
+        if p.cte is not None:
+            if p.detector != "ccd" or ramp:
+                raise CRBenchError(f"sample {sample_id!r}: CTE is modelled for CCD frames only, not for "
+                                   f"preset {p.name!r} (detector {p.detector!r}, ramp={ramp})")
+            cte_geometry = draw_cte_geometry(field_rng, shape[0], p.cte)
     bg = (p.sky_rate + p.dark_rate) * t
     expected = scene.flux + bg
     if defects is not None:
@@ -431,7 +499,10 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
             ramp_arr = make_ramp(rng, expected, p, cr, p.ramp_groups)
             frames.append(_quantise(ramp_arr[-1].astype(np.float64), p.gain).astype(np.float32))
         else:
-            frames.append(observe(rng, expected, p, t, cr).astype(np.float32))
+            frame, cr_observed = _observe(rng, expected, p, cr, cte_geometry, want_cr=e == 0)
+            frames.append(frame.astype(np.float32))
+            if cr_observed is not None:  # the truth is the CR charge as the frame shows it, trails included
+                cr = _cr_after_cte(cr, cr_observed, cte_geometry)
         if e == 0:
             significance = cr.significance(noise_sigma)
             present = cr.labels > 0

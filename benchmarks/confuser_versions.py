@@ -1,0 +1,166 @@
+"""What the v3 confusers (sharp PSF core, residual CTE trails) do to the ACS fields, paired with v2.
+
+For each ACS field (EX, GC, GAL) the first ``--images`` images of the standard test split are simulated
+again (same ids, same generators ``default_rng([1, index])``, 1024x1024, 1000 s, 3 exposures) under each
+confuser variant, so every variant has the same scenes, the same CRs and the same noise draws; only the
+PSF of the point sources and the read-out differ:
+
+- ``v2``: the standard v2 builds (Moffat PSF, FWHM 2 px; perfect charge transfer);
+- ``psf``: v2 with the ``core-halo`` PSF of v3 (diffraction core + halo, convolved with the ACS/WFC
+  pixel response; :func:`data_recipes.sim.presets.with_confusers`);
+- ``cte``: v2 with v3's CTE (late-epoch ACS traps, 3% left after the pipeline's correction);
+- ``v3``: both;
+- ``flt``: v3 with the CTE left uncorrected (``_flt``-like frames; for scale, not a proposed standard).
+
+Each variant is written as a temporary dataset and scored with crbench's defaults (protocol crbench,
+threshold in-sample, no bootstrap) by LACosmic (the leaderboard's objlim 5) and the median of the
+exposures. Printed: CR count and truth pixels, then TPR at FPR 5e-4 and AP per field and variant, and
+LACosmic's EX/GC/GAL ordering per variant beside the deepCR paper's (``benchmarks/field_ordering.py``'s
+rule: '>=' within 1 point).
+
+Usage::
+
+    nice python benchmarks/confuser_versions.py [--images 4] [--variants v2,psf,cte,v3,flt]
+        [--detectors lacosmic,median] [--workers 2] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+FIELDS = ("ex", "gc", "gal")
+VARIANTS = ("v2", "psf", "cte", "v3", "flt")
+#: First test image of the standard ACS builds (split counts 16 / 4 / 16).
+FIRST_TEST_INDEX = 20
+
+
+def variant_preset(variant: str):
+    """The ACS/WFC preset of one confuser variant (:data:`VARIANTS`)."""
+    from data_recipes.sim.presets import get_preset, with_confusers
+
+    base = get_preset("hst-acs-wfc")
+    v3 = with_confusers(base, "v3")
+    if variant == "v2":
+        return base
+    if variant == "psf":
+        return v3.with_(cte=None)
+    if variant == "cte":
+        return base.with_(cte=v3.cte)
+    if variant == "v3":
+        return v3
+    if variant == "flt":
+        assert v3.cte is not None
+        return v3.with_(cte=v3.cte.with_residual(1.0))
+    raise SystemExit(f"confuser_versions: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+
+
+def build_variant(folder: Path, field: str, variant: str, n_images: int):
+    """The first ``n_images`` standard test images of ``sim-hst-acs-FIELD`` under ``variant``."""
+    import numpy as np
+
+    from crbench.dataset import write_dataset
+    from data_recipes.sim.physics import TRUTH_RULE
+    from data_recipes.sim.scenes import simulate_sample
+
+    preset = variant_preset(variant)
+    idx = list(range(FIRST_TEST_INDEX, FIRST_TEST_INDEX + n_images))
+    ids = [f"hst-acs-{field}-{i:04d}" for i in idx]
+
+    def samples():
+        for i, sid in zip(idx, ids):
+            s = simulate_sample(np.random.default_rng([1, i]), sid, preset, field=field, shape=(1024, 1024),
+                                exptime=1000.0, n_exposures=3, rule=TRUTH_RULE)
+            s.meta["preset"] = "hst-acs-wfc"
+            yield s
+
+    return write_dataset(folder, samples(), name=f"acs-{field}-{variant}", splits={"test": ids},
+                         recipe=f"sim-hst-acs-{field}", parameters={"confuser_variant": variant}, seed=1,
+                         progress=False)
+
+
+def truth_counts(ds) -> tuple[int, int]:
+    """(CR instances, truth pixels) of the test split."""
+    n_cr = n_px = 0
+    for sid in ds.ids("test"):
+        s = ds.load(sid)
+        n_px += int(s.truth.sum())
+        n_cr += 0 if s.instances is None else len(s.instances)
+    return n_cr, n_px
+
+
+def ordering(values: dict[str, float]) -> str:
+    from field_ordering import ordering as _ordering
+
+    return _ordering(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=4, help="test images per field (1024x1024 each)")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--detectors", default="lacosmic,median")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default=None, help="folder for confuser_versions.csv (default: no file)")
+    a = p.parse_args(argv)
+    variants = [v for v in a.variants.split(",") if v]
+    for v in variants:
+        variant_preset(v)
+    detectors = [d for d in a.detectors.split(",") if d]
+    if a.images < 1:
+        print(f"confuser_versions: --images must be >= 1, got {a.images}", file=sys.stderr)
+        return 2
+
+    from crbench.harness import evaluate
+
+    rows = []
+    for field in FIELDS:
+        for variant in variants:
+            with tempfile.TemporaryDirectory() as tmp:
+                ds = build_variant(Path(tmp) / "ds", field, variant, a.images)
+                n_cr, n_px = truth_counts(ds)
+                for det in detectors:
+                    res = evaluate(det, ds, split="test", progress=False, operating_split=None, bootstrap=0,
+                                   cache=False, workers=a.workers)
+                    s = res.runs[0]["summary"]
+                    tpr = s.get("tpr_at_fpr_5e-4")
+                    rows.append({"field": field, "variant": variant, "detector": det, "n_crs": n_cr,
+                                 "truth_pixels": n_px, "ap": s.get("ap"),
+                                 "tpr_at_fpr_5e-4": tpr if tpr is not None else float("nan")})
+                    print(f"{field:4s} {variant:4s} {det:9s} CRs {n_cr:6d} truth px {n_px:7d} "
+                          f"AP {s.get('ap'):.4f} TPR@5e-4 {rows[-1]['tpr_at_fpr_5e-4']:.4f}", flush=True)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp_csv = out / "confuser_versions.csv.tmp"
+        with open(tmp_csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp_csv, out / "confuser_versions.csv")
+
+    print()
+    print("| variant | detector | " + " | ".join(f"{f.upper()} TPR@5e-4 / AP" for f in FIELDS) + " | ordering |")
+    print("|---|---|" + "---|" * len(FIELDS) + "---|")
+    print("| deepCR paper | lacosmic | 57.3 | 58.3 | 33.8 | GC >= EX > GAL |")
+    for variant in variants:
+        for det in detectors:
+            cell = {r["field"]: r for r in rows if r["variant"] == variant and r["detector"] == det}
+            tprs = {f: 100 * cell[f]["tpr_at_fpr_5e-4"] for f in FIELDS}
+            print(f"| {variant} | {det} | " + " | ".join(f"{tprs[f]:.1f} / {cell[f]['ap']:.3f}" for f in FIELDS)
+                  + f" | {ordering(tprs)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
