@@ -9,8 +9,10 @@ PSF of the point sources and the read-out differ:
 - ``psf``: v2 with the ``core-halo`` PSF of v3 (diffraction core + halo, convolved with the ACS/WFC
   pixel response; :func:`data_recipes.sim.presets.with_confusers`);
 - ``cte``: v2 with v3's CTE (late-epoch ACS traps, 3% left after the pipeline's correction);
-- ``v3``: both;
-- ``flt``: v3 with the CTE left uncorrected (``_flt``-like frames; for scale, not a proposed standard).
+- ``physics``: both, on v2's scenes (v2's GC crowding and GAL knots);
+- ``flt``: ``physics`` with the CTE left uncorrected (``_flt``-like frames; for scale, not a proposed standard);
+- ``v3``: ``physics`` with v3's retuned scene crowding (``confusers='v3'``; its GC and GAL scenes draw
+  fewer stars and knots, so their CRs are other draws than v2's; EX is paired).
 
 Each variant is written as a temporary dataset and scored with crbench's defaults (protocol crbench,
 threshold in-sample, no bootstrap) by LACosmic (the leaderboard's objlim 5) and the median of the
@@ -20,8 +22,9 @@ rule: '>=' within 1 point).
 
 Usage::
 
-    nice python benchmarks/confuser_versions.py [--images 4] [--variants v2,psf,cte,v3,flt]
-        [--detectors lacosmic,median] [--workers 2] [--out DIR]
+    nice python benchmarks/confuser_versions.py [--images 4] [--variants v2,psf,cte,physics,flt,v3]
+        [--detectors lacosmic,median] [--workers 2] [--fields ex,gc,gal] [--gc-stars N] [--gal-knots N]
+        [--out DIR]
 """
 from __future__ import annotations
 
@@ -40,32 +43,45 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 FIELDS = ("ex", "gc", "gal")
-VARIANTS = ("v2", "psf", "cte", "v3", "flt")
+VARIANTS = ("v2", "psf", "cte", "physics", "flt", "v3")
 #: First test image of the standard ACS builds (split counts 16 / 4 / 16).
 FIRST_TEST_INDEX = 20
 
 
-def variant_preset(variant: str):
-    """The ACS/WFC preset of one confuser variant (:data:`VARIANTS`)."""
+def variant_preset(variant: str, gc_stars: float | None = None, gal_knots: float | None = None):
+    """The ACS/WFC preset of one confuser variant (:data:`VARIANTS`), with ``gc_stars`` stars per 256x256
+    in 'gc' fields and ``gal_knots`` knots per 256x256 in 'gal' fields when given (else the variant's own)."""
+    preset = _variant_preset(variant)
+    if gc_stars is not None:
+        preset = preset.with_(gc_stars_per_area=float(gc_stars))
+    if gal_knots is not None:
+        preset = preset.with_(gal_knots_per_area=float(gal_knots))
+    return preset
+
+
+def _variant_preset(variant: str):
     from data_recipes.sim.presets import get_preset, with_confusers
 
     base = get_preset("hst-acs-wfc")
     v3 = with_confusers(base, "v3")
-    if variant == "v2":
-        return base
-    if variant == "psf":
-        return v3.with_(cte=None)
-    if variant == "cte":
-        return base.with_(cte=v3.cte)
-    if variant == "v3":
-        return v3
-    if variant == "flt":
-        assert v3.cte is not None
-        return v3.with_(cte=v3.cte.with_residual(1.0))
-    raise SystemExit(f"confuser_versions: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    physics = dict(psf=v3.psf, psf_core_fwhm=v3.psf_core_fwhm, psf_core_fraction=v3.psf_core_fraction,
+                   psf_halo_fwhm=v3.psf_halo_fwhm, prf_kernel=v3.prf_kernel)
+    assert v3.cte is not None
+    variants = {
+        "v2": base,
+        "psf": base.with_(**physics),
+        "cte": base.with_(cte=v3.cte),
+        "physics": base.with_(**physics, cte=v3.cte),
+        "flt": base.with_(**physics, cte=v3.cte.with_residual(1.0)),
+        "v3": v3,
+    }
+    if variant not in variants:
+        raise SystemExit(f"confuser_versions: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return variants[variant]
 
 
-def build_variant(folder: Path, field: str, variant: str, n_images: int):
+def build_variant(folder: Path, field: str, variant: str, n_images: int, gc_stars: float | None = None,
+                  gal_knots: float | None = None):
     """The first ``n_images`` standard test images of ``sim-hst-acs-FIELD`` under ``variant``."""
     import numpy as np
 
@@ -73,7 +89,7 @@ def build_variant(folder: Path, field: str, variant: str, n_images: int):
     from data_recipes.sim.physics import TRUTH_RULE
     from data_recipes.sim.scenes import simulate_sample
 
-    preset = variant_preset(variant)
+    preset = variant_preset(variant, gc_stars, gal_knots)
     idx = list(range(FIRST_TEST_INDEX, FIRST_TEST_INDEX + n_images))
     ids = [f"hst-acs-{field}-{i:04d}" for i in idx]
 
@@ -111,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--detectors", default="lacosmic,median")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--fields", default=",".join(FIELDS))
+    p.add_argument("--gc-stars", type=float, default=None,
+                   help="stars per 256x256 of the GC fields in every variant (default: each variant's own)")
+    p.add_argument("--gal-knots", type=float, default=None,
+                   help="knots per 256x256 of the GAL fields in every variant (default: each variant's own)")
     p.add_argument("--out", default=None, help="folder for confuser_versions.csv (default: no file)")
     a = p.parse_args(argv)
     variants = [v for v in a.variants.split(",") if v]
@@ -123,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from crbench.harness import evaluate
 
+    fields = [f for f in a.fields.split(",") if f]
     rows = []
-    for field in FIELDS:
+    for field in fields:
         for variant in variants:
             with tempfile.TemporaryDirectory() as tmp:
-                ds = build_variant(Path(tmp) / "ds", field, variant, a.images)
+                ds = build_variant(Path(tmp) / "ds", field, variant, a.images, a.gc_stars,
+                                   a.gal_knots)
                 n_cr, n_px = truth_counts(ds)
                 for det in detectors:
                     res = evaluate(det, ds, split="test", progress=False, operating_split=None, bootstrap=0,
@@ -156,9 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         for det in detectors:
             cell = {r["field"]: r for r in rows if r["variant"] == variant and r["detector"] == det}
-            tprs = {f: 100 * cell[f]["tpr_at_fpr_5e-4"] for f in FIELDS}
-            print(f"| {variant} | {det} | " + " | ".join(f"{tprs[f]:.1f} / {cell[f]['ap']:.3f}" for f in FIELDS)
-                  + f" | {ordering(tprs)} |")
+            tprs = {f: 100 * cell[f]["tpr_at_fpr_5e-4"] for f in fields}
+            print(f"| {variant} | {det} | " + " | ".join(
+                f"{tprs[f]:.1f} / {cell[f]['ap']:.3f}" if f in cell else "" for f in FIELDS)
+                + f" | {ordering(tprs) if len(fields) == len(FIELDS) else ''} |")
     return 0
 
 

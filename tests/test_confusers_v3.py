@@ -64,7 +64,7 @@ def test_with_confusers_refuses_unknown_versions_and_other_instruments():
 
 
 def test_v3_keeps_the_scene_and_the_crs_of_v2_and_the_truth_follows_the_read_out_cr_charge():
-    kw = dict(field="gc", shape=(128, 128), exptime=1000.0, n_exposures=2)
+    kw = dict(field="ex", shape=(128, 128), exptime=1000.0, n_exposures=2)   # v3 retunes only GC and GAL scenes
     s2, _ = simulate_sample_with_truth(np.random.default_rng([1, 5]), "a", ACS, **kw)
     flt = V3.with_(cte=ACS_CTE.with_residual(1.0))          # uncorrected, so the trails are strong
     s3, t3 = simulate_sample_with_truth(np.random.default_rng([1, 5]), "a", flt, **kw)
@@ -100,6 +100,9 @@ def test_v3_recipe_option_builds_a_custom_set_with_the_models_on_its_card(tmp_pa
     plain = build_dataset("sim-hst-acs-ex", tmp_path / "plain", progress=False, n_images=2, shape=(64, 64))
     assert v2.content_hash == plain.content_hash != ds.content_hash
     assert "confusers" not in v2.card["parameters"] and "version" not in v2.card["confusers"]
+    gc = build_dataset("sim-hst-acs-gc", tmp_path / "gc3", progress=False, n_images=1, shape=(64, 64),
+                       confusers="v3")
+    assert gc.card["confusers"]["gc_stars_per_256x256"] == 40.0      # the retuned crowding is on the card
 
 
 @pytest.mark.parametrize("name, value, match", [("sim-decam", "v3", "ACS/WFC"), ("sim-hst-acs-gc", "v7", "v2, v3")])

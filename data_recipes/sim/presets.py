@@ -84,6 +84,12 @@ class InstrumentPreset:
     cte : CTEModel, optional
         Parallel charge-transfer inefficiency and the residual its pipeline correction leaves
         (:mod:`data_recipes.sim.cte`); None = perfect transfer.
+    gc_stars_per_area : float, optional
+        Stars of a 'gc' field per 256x256 (a scene setting the confuser versions tune); None = the
+        scenes' default (:data:`data_recipes.sim.scenes.GC_STARS_PER_AREA`).
+    gal_knots_per_area : float, optional
+        Star-forming knots of a 'gal' field per 256x256 of disk (tuned like ``gc_stars_per_area``); None =
+        :data:`data_recipes.sim.scenes.GAL_KNOTS_PER_AREA`.
     default_shape : tuple of int
         Native frame shape (H, W) used where a recipe wants "a full frame".
     notes : str
@@ -123,6 +129,8 @@ class InstrumentPreset:
     psf_halo_fwhm: float = 0.0
     prf_kernel: tuple[float, ...] | None = None
     cte: CTEModel | None = None
+    gc_stars_per_area: float | None = None
+    gal_knots_per_area: float | None = None
 
     @property
     def pixel_area_cm2(self) -> float:
@@ -331,8 +339,15 @@ ACS_HALO_FWHM = 6.0
 #: pixel-based correction (2-3%: Massey et al. 2010, 2014); docs/physics.md#confusers.
 ACS_CTE = CTEModel()
 
+#: Scene crowding of v3: the sharp core turns stars and compact knots into LACosmic false positives, so
+#: with v2's 300 GC stars and 1,500 GAL knots per 256x256 LACosmic's TPR@5e-4 fell to 65.7% (GC) and 16.0%
+#: (GAL) against 74.1% (EX). TUNED (benchmarks/confuser_versions.py, README "Confusers v3") so that the
+#: deepCR paper's ordering GC >= EX > GAL holds again: 40 GC stars and 200 GAL knots per 256x256.
+ACS_V3_GC_STARS = 40.0
+ACS_V3_GAL_KNOTS = 200.0
+
 #: Confuser versions of the ACS recipes: v2 = the standard v2 builds; v3 = v2 plus the sharp PSF core
-#: and the residual CTE trails (a custom build until it is made standard).
+#: and the residual CTE trails, with the scene crowding retuned (a custom build until it is made standard).
 CONFUSER_VERSIONS = ("v2", "v3")
 
 
@@ -341,7 +356,8 @@ def with_confusers(preset: InstrumentPreset, version: str) -> InstrumentPreset:
 
     ``'v2'`` returns the preset unchanged. ``'v3'`` (ACS/WFC only) renders point sources with the
     ``'core-halo'`` PSF (:data:`ACS_F606W_CORE_FWHM`, :data:`ACS_CORE_FRACTION`, :data:`ACS_HALO_FWHM`,
-    :data:`ACS_WFC_PRF_4000A`) and reads frames out through :data:`ACS_CTE`.
+    :data:`ACS_WFC_PRF_4000A`), reads frames out through :data:`ACS_CTE` and sets the scene crowding
+    :data:`ACS_V3_GC_STARS` and :data:`ACS_V3_GAL_KNOTS`.
 
     Raises
     ------
@@ -355,4 +371,5 @@ def with_confusers(preset: InstrumentPreset, version: str) -> InstrumentPreset:
     if preset.name != "hst-acs-wfc":
         raise RegistryError(f"confusers='v3' is defined for the ACS/WFC preset only, not {preset.name!r}")
     return preset.with_(psf="core-halo", psf_core_fwhm=ACS_F606W_CORE_FWHM, psf_core_fraction=ACS_CORE_FRACTION,
-                        psf_halo_fwhm=ACS_HALO_FWHM, prf_kernel=ACS_WFC_PRF_4000A, cte=ACS_CTE)
+                        psf_halo_fwhm=ACS_HALO_FWHM, prf_kernel=ACS_WFC_PRF_4000A, cte=ACS_CTE,
+                        gc_stars_per_area=ACS_V3_GC_STARS, gal_knots_per_area=ACS_V3_GAL_KNOTS)

@@ -272,7 +272,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         # Plummer cloud centred in or near the frame
         xc, yc = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h)
         a = rng.uniform(0.3, 0.8) * max(h, w)
-        n = rng.poisson(GC_STARS_PER_AREA * area)
+        n = rng.poisson((GC_STARS_PER_AREA if p.gc_stars_per_area is None else p.gc_stars_per_area) * area)
         u = rng.uniform(0.02, 0.999, n)
         rr = a / np.sqrt(u ** (-2 / 3) - 1)
         ang = rng.uniform(0, 2 * np.pi, n)
@@ -304,7 +304,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         bulge_flux = sig * rng.uniform(300, 3000) * max(1.0, p.psf_fwhm) ** 2
         add_sersic(extended, xc, yc, bulge_flux, rng.uniform(0.03, 0.08) * scale, 4.0, q, pa)
         # star-forming knots following the arms
-        n_k = rng.poisson(GAL_KNOTS_PER_AREA * area)
+        n_k = rng.poisson((GAL_KNOTS_PER_AREA if p.gal_knots_per_area is None else p.gal_knots_per_area) * area)
         cand = rng.uniform(0, 1, (n_k * 8, 2)) * [w, h]
         iy = np.clip(cand[:, 1].astype(int), 0, h - 1)
         ix = np.clip(cand[:, 0].astype(int), 0, w - 1)
