@@ -24,7 +24,7 @@ Usage::
 
     nice python benchmarks/confuser_versions.py [--images 4] [--variants v2,psf,cte,physics,flt,v3]
         [--detectors lacosmic,median] [--workers 2] [--fields ex,gc,gal] [--gc-stars N] [--gal-knots N]
-        [--out DIR]
+        [--bootstrap N] [--out DIR]
 """
 from __future__ import annotations
 
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--detectors", default="lacosmic,median")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates over images for 95%% intervals")
     p.add_argument("--fields", default=",".join(FIELDS))
     p.add_argument("--gc-stars", type=float, default=None,
                    help="stars per 256x256 of the GC fields in every variant (default: each variant's own)")
@@ -153,15 +154,18 @@ def main(argv: list[str] | None = None) -> int:
                                    a.gal_knots)
                 n_cr, n_px = truth_counts(ds)
                 for det in detectors:
-                    res = evaluate(det, ds, split="test", progress=False, operating_split=None, bootstrap=0,
-                                   cache=False, workers=a.workers)
+                    res = evaluate(det, ds, split="test", progress=False, operating_split=None,
+                                   bootstrap=a.bootstrap, cache=False, workers=a.workers)
                     s = res.runs[0]["summary"]
                     tpr = s.get("tpr_at_fpr_5e-4")
                     rows.append({"field": field, "variant": variant, "detector": det, "n_crs": n_cr,
                                  "truth_pixels": n_px, "ap": s.get("ap"),
-                                 "tpr_at_fpr_5e-4": tpr if tpr is not None else float("nan")})
+                                 "tpr_at_fpr_5e-4": tpr if tpr is not None else float("nan"),
+                                 "tpr_lo": s.get("tpr_at_fpr_5e-4_lo", float("nan")),
+                                 "tpr_hi": s.get("tpr_at_fpr_5e-4_hi", float("nan"))})
                     print(f"{field:4s} {variant:4s} {det:9s} CRs {n_cr:6d} truth px {n_px:7d} "
-                          f"AP {s.get('ap'):.4f} TPR@5e-4 {rows[-1]['tpr_at_fpr_5e-4']:.4f}", flush=True)
+                          f"AP {s.get('ap'):.4f} TPR@5e-4 {rows[-1]['tpr_at_fpr_5e-4']:.4f} "
+                          f"[{rows[-1]['tpr_lo']:.4f}, {rows[-1]['tpr_hi']:.4f}]", flush=True)
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
