@@ -44,8 +44,9 @@ class StandardCheck:
     Attributes
     ----------
     status : str
-        ``'match'``, ``'mismatch'``, ``'unpinned'`` (a standard build with no pin yet) or
-        ``'not-standard'`` (a small or custom build, or a recipe without standard sizes).
+        ``'match'``, ``'mismatch'``, ``'unpinned'`` (a standard build with no pin yet),
+        ``'not-standard'`` (a small or custom build, or a recipe without standard sizes) or
+        ``'previous'`` (the build of a superseded standard version).
     message : str
         One line for the user.
     """
@@ -98,12 +99,34 @@ def pinned(name: str, registry: str | os.PathLike | None = None) -> dict[str, An
     return load_standard_registry(registry)["sets"].get(name)
 
 
+def previous_pins(name: str, registry: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{standard version: content hash}`` of the superseded standard builds of ``name`` (empty if none).
+
+    When a set moves to a new standard version, ``leaderboard/pin_standard.py`` keeps the old pin under
+    ``previous``: the leaderboard accepts only the current build, but what was trained on an older one
+    (weight sidecars record their training builds) still names a pinned, rebuildable build.
+    """
+    entry = pinned(name, registry) or {}
+    prev = entry.get("previous") or {}
+    if not isinstance(prev, dict):
+        raise DatasetError(f"standard registry: 'previous' of {name!r} must be an object of version -> pin")
+    return {str(v): str(p.get("content_hash")) for v, p in prev.items() if isinstance(p, dict)}
+
+
 def check_standard(dataset: Any, registry: str | os.PathLike | None = None) -> StandardCheck:
     """Compare ``dataset`` (a :class:`~crbench.dataset.Dataset`) with its pinned standard hash.
 
     The message of a mismatch names both hashes and every pinned library whose version differs here.
+    A build of a superseded standard version (:func:`previous_pins`) is ``'previous'``: named, and not
+    accepted where the current standard is required.
     """
     card = dataset.card
+    for version, old_hash in previous_pins(dataset.name, registry).items():
+        if old_hash == dataset.content_hash:
+            current = pinned(dataset.name, registry) or {}
+            return StandardCheck("previous", f"{dataset.name}: matches the superseded standard {version} "
+                                             f"({dataset.content_hash[:12]}); the current standard is "
+                                             f"{current.get('standard')}, which the leaderboard requires")
     if card.get("size") != "standard":
         return StandardCheck("not-standard", f"{dataset.name}: a {card.get('size', 'non-standard')} build, not "
                                              "the standard size; it never enters the leaderboard")

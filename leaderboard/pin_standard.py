@@ -7,7 +7,9 @@ sets (``crbench datasets build NAME --overwrite``), then::
 
 Each set is re-hashed from its files first (a build whose files do not match its card is refused),
 and must be a standard build (card ``size: standard``). Other sets' entries, and the archive
-entry of a set whose hash did not move, are kept. The registry is rewritten atomically.
+entry of a set whose hash did not move, are kept. When the standard version of a set changes
+(e.g. v2 -> v3), the old pin is kept under ``previous`` (``crbench.standard.previous_pins``), so
+weights trained on the old build still name a pinned build. The registry is rewritten atomically.
 """
 from __future__ import annotations
 
@@ -43,8 +45,19 @@ def pin(names: list[str], registry: Path = REGISTRY) -> dict[str, str]:
             said[name] = "kept"
             continue
         said[name] = f"moved {str(old.get('content_hash'))[:12]} -> {ds.content_hash[:12]}" if old else "new"
-        sets[name] = {"standard": ds.card.get("standard"), "content_hash": ds.content_hash, "n_samples": len(ds),
-                      "versions": library_versions(), "archive": None}
+        entry = {"standard": ds.card.get("standard"), "content_hash": ds.content_hash, "n_samples": len(ds),
+                 "versions": library_versions(), "archive": None}
+        previous = dict(old.get("previous", {}))
+        if old and old.get("standard") != entry["standard"]:
+            # a new standard version: the old pin stays on record, so what was trained or scored on it
+            # (weight sidecars pin their training builds) can still be checked and rebuilt
+            previous[str(old.get("standard"))] = {k: old[k] for k in ("content_hash", "n_samples", "versions")
+                                                  if k in old}
+            said[name] += f" (standard {old.get('standard')} kept as previous)"
+        previous.pop(str(entry["standard"]), None)
+        if previous:
+            entry["previous"] = previous
+        sets[name] = entry
     write_text(registry, json.dumps(reg, indent=1) + "\n")
     return said
 

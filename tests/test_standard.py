@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from crbench.dataset import Dataset
 from crbench.errors import DatasetError, DownloadError, RegistryError
 from crbench.recipes import build_dataset
-from crbench.standard import check_standard, download_standard, export_dataset
+from crbench.standard import check_standard, download_standard, export_dataset, previous_pins
 from data_recipes.sim_recipes import STANDARD, split_ids
 
 SMALL = {"n_images": 3, "shape": (64, 64)}
@@ -157,6 +158,22 @@ def test_pin_standard_pins_refuses_and_keeps(tmp_path, monkeypatch):
     assert sets["sim-hst-acs-ex"]["standard"] == "v2"
     assert sets["sim-decam"]["content_hash"] == "1" * 64  # other sets untouched
     assert mod.pin(["sim-hst-acs-ex"], reg) == {"sim-hst-acs-ex": "kept"}
+    assert "previous" not in json.loads(reg.read_text())["sets"]["sim-hst-acs-ex"]
+    # a new standard version: the old pin is kept as previous, and a build of it is named as such
+    v2_hash = ds.content_hash
+    rebuilt = build_dataset("sim-hst-acs-ex", tmp_path / "v3", progress=False, size="small", seed=7, **SMALL)
+    v3 = update_card(rebuilt, size="standard", standard="v3")
+    shutil.rmtree(root)
+    shutil.copytree(v3.root, root)
+    said = mod.pin(["sim-hst-acs-ex"], reg)["sim-hst-acs-ex"]
+    assert said.startswith("moved") and "standard v2 kept as previous" in said
+    entry = json.loads(reg.read_text())["sets"]["sim-hst-acs-ex"]
+    assert entry["standard"] == "v3" and entry["content_hash"] == v3.content_hash
+    assert entry["previous"]["v2"]["content_hash"] == v2_hash
+    assert previous_pins("sim-hst-acs-ex", reg) == {"v2": v2_hash}
+    check = check_standard(ds, reg)
+    assert check.status == "previous" and not check.ok and "superseded standard v2" in check.message
+    assert check_standard(Dataset.open(root), reg).status == "match"
     # a sample edited after the build: the hash no longer matches the card, nothing is pinned
     sample = sorted((root / "samples").iterdir())[0]
     data = bytearray(sample.read_bytes())
