@@ -199,6 +199,24 @@ def label_quality_line(card: dict[str, Any]) -> str:
     return "not recorded in the card"
 
 
+def confusers_line(conf: dict[str, Any]) -> str:
+    """One line on a simulated card's ``confusers``: version, PSF core, CTE residual, detector defects."""
+    parts = [str(conf.get("version", "v2"))]
+    psf = conf.get("psf")
+    if isinstance(psf, dict):
+        parts.append(f"{psf.get('model')} PSF (core {psf.get('core_fwhm_px')} px, "
+                     f"{psf.get('core_fraction')} of the light)")
+    cte = conf.get("cte")
+    if isinstance(cte, dict):
+        parts.append(f"CTE trails, {cte.get('correction_residual')} left after correction")
+    defects = conf.get("detector_defects")
+    if isinstance(defects, dict):
+        parts.append(f"hot {defects.get('hot_fraction')}, warm {defects.get('warm_fraction')} of the pixels")
+    else:
+        parts.append("no detector defects")
+    return "; ".join(parts)
+
+
 def describe(dataset: Dataset, *, full: bool = False) -> str:
     """Multi-line text: identity, images, CRs per class and megapixels per split, whether the copy
     is the pinned standard build, label quality, caveats, licence,
@@ -251,6 +269,9 @@ def describe(dataset: Dataset, *, full: bool = False) -> str:
     params = card.get("parameters") or {}
     if params:
         lines.append("  parameters:   " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    conf = card.get("confusers")
+    if isinstance(conf, dict) and conf:
+        lines.append(f"  confusers:    {confusers_line(conf)}")
     td = card.get("truth_definition")
     if isinstance(td, dict) and td.get("truth"):
         lines.append(f"  truth:        {td['truth']}")

@@ -137,3 +137,14 @@ def test_cli_builds_v3_and_says_it_is_not_the_standard(tmp_path, capsys):
     assert main(["datasets", "build", "sim-decam", "--confusers", "v3", "--n-images", "1", "--shape", "32x32",
                  "--out", str(tmp_path / "d"), "--no-progress"]) == 1
     assert "ACS/WFC" in capsys.readouterr().err
+
+
+def test_datasets_info_names_the_confusers(tmp_path):
+    from crbench.dataset_info import describe
+
+    v3 = build_dataset("sim-hst-acs-gc", tmp_path / "v3", progress=False, n_images=1, shape=(48, 48),
+                       confusers="v3")
+    line = [ln for ln in describe(v3).splitlines() if ln.strip().startswith("confusers:")]
+    assert len(line) == 1 and "v3" in line[0] and "core-halo PSF" in line[0] and "0.03 left" in line[0]
+    v2 = build_dataset("sim-hst-acs-gc", tmp_path / "v2", progress=False, n_images=1, shape=(48, 48))
+    assert "confusers:    v2; hot 0.01" in describe(v2)
