@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "tpr_at_fpr_5e-4": tpr if tpr is not None else float("nan"),
                                  "tpr_lo": s.get("tpr_at_fpr_5e-4_lo", float("nan")),
                                  "tpr_hi": s.get("tpr_at_fpr_5e-4_hi", float("nan"))})
+                    interval = f" [{rows[-1]['tpr_lo']:.4f}, {rows[-1]['tpr_hi']:.4f}]" if a.bootstrap else ""
                     print(f"{field:4s} {variant:4s} {det:9s} CRs {n_cr:6d} truth px {n_px:7d} "
-                          f"AP {s.get('ap'):.4f} TPR@5e-4 {rows[-1]['tpr_at_fpr_5e-4']:.4f} "
-                          f"[{rows[-1]['tpr_lo']:.4f}, {rows[-1]['tpr_hi']:.4f}]", flush=True)
+                          f"AP {s.get('ap'):.4f} TPR@5e-4 {rows[-1]['tpr_at_fpr_5e-4']:.4f}{interval}", flush=True)
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
