@@ -143,8 +143,10 @@ def make_builder(name: str):
         opts.update(given)
         # a standard build is exactly the standard profile (the seed included); anything else is custom
         overridden = {k for k, v in given.items() if opts.get(k) != {"seed": 1, "cr_rate_scale": 1.0, **profile}.get(k)}
-        if size == "standard" and (overridden or confusers != "v2"):
+        if size == "standard" and overridden:
             size, counts = "custom", None
+        elif size == "standard" and confusers != "v2":  # the standard profile and splits, other confusers
+            size = "custom"
         opts = _check_options(name, opts)
         try:
             preset = with_confusers(get_preset(preset_name), confusers)

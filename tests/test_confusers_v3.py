@@ -148,3 +148,16 @@ def test_datasets_info_names_the_confusers(tmp_path):
     assert len(line) == 1 and "v3" in line[0] and "core-halo PSF" in line[0] and "0.03 left" in line[0]
     v2 = build_dataset("sim-hst-acs-gc", tmp_path / "v2", progress=False, n_images=1, shape=(48, 48))
     assert "confusers:    v2; hot 0.01" in describe(v2)
+
+
+def test_v3_at_the_standard_profile_keeps_the_standard_splits(tmp_path, monkeypatch):
+    # a tiny stand-in for the standard profile: the build is custom (other confusers) but keeps its split counts
+    from data_recipes import sim_recipes
+
+    tiny = dict(sim_recipes.STANDARD["sim-hst-acs-ex"], shape=(32, 32), split_counts=(3, 1, 2))
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-hst-acs-ex", tiny)
+    ds = build_dataset("sim-hst-acs-ex", tmp_path / "v3", progress=False, confusers="v3")
+    assert ds.card["size"] == "custom"
+    assert [len(ds.ids(s)) for s in ("train", "val", "test")] == [3, 1, 2]
+    std = build_dataset("sim-hst-acs-ex", tmp_path / "v2", progress=False)
+    assert std.card["size"] == "standard" and std.ids("test") == ds.ids("test")
