@@ -20,7 +20,9 @@ occupancy is tracked along the column. Per species ``s`` and per packet of ``n``
   i.e. it loses ``max(density_s * transfers * v(n) - t_s, 0)`` e- (never more than it holds).
 
 Trapped charge is counted in electrons, so read-out conserves charge (what is still trapped after the
-last row is the trail beyond the frame).
+last row is the trail beyond the frame). Against a transfer-by-transfer simulation (each pixel site with
+its own traps) the express read-out keeps the same share of a hit's charge within 0.01 and puts the same
+charge in its first 10 trail pixels within 8% (``tests/test_cte.py``).
 
 The model is deterministic (no trapping noise), so the effect of one charge layer (a CR) is exactly the
 difference of the read-out with and without it.
