@@ -161,3 +161,25 @@ def test_v3_at_the_standard_profile_keeps_the_standard_splits(tmp_path, monkeypa
     assert [len(ds.ids(s)) for s in ("train", "val", "test")] == [3, 1, 2]
     std = build_dataset("sim-hst-acs-ex", tmp_path / "v2", progress=False)
     assert std.card["size"] == "standard" and std.ids("test") == ds.ids("test")
+
+
+def test_flipping_the_acs_standard_confusers_makes_v3_the_standard_build(tmp_path, monkeypatch):
+    # what docs/confusers_v3/README.md step 1 does, on a tiny stand-in for the standard profile
+    from data_recipes import sim_recipes
+
+    tiny = dict(sim_recipes.STANDARD["sim-hst-acs-gc"], shape=(32, 32), split_counts=(2, 1, 1))
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-hst-acs-gc", tiny)
+    v2_standard = build_dataset("sim-hst-acs-gc", tmp_path / "before", progress=False)
+    assert v2_standard.card["standard"] == "v2" and "version" not in v2_standard.card["confusers"]
+    monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v3")
+    assert sim_recipes.standard_version("sim-hst-acs-gc") == "v3"
+    assert sim_recipes.standard_version("sim-decam") == "v2"
+    v3_standard = build_dataset("sim-hst-acs-gc", tmp_path / "after", progress=False)
+    assert v3_standard.card["size"] == "standard" and v3_standard.card["standard"] == "v3"
+    assert v3_standard.card["confusers"]["version"] == "v3"
+    # the old standard stays buildable, as a custom build with the old hash (the registry's 'previous' pin)
+    v2_again = build_dataset("sim-hst-acs-gc", tmp_path / "v2", progress=False, confusers="v2")
+    assert v2_again.card["size"] == "custom" and v2_again.content_hash == v2_standard.content_hash
+    # other recipes are untouched
+    decam = build_dataset("sim-decam", tmp_path / "decam", progress=False, size="small", n_images=1, shape=(32, 32))
+    assert "version" not in decam.card["confusers"]
