@@ -114,6 +114,21 @@ def test_microobs_label_quality_and_twins(env):
     fp = build_dataset("microobs-hatp32-footprints", env / "fp", progress=False, n_images=14)
     f = fp.load(fp.ids("train")[0])
     assert f.truth.any() and (f.instances["generator"].str.startswith("real-footprint")).all()
+    assert "on_sources" not in fp.card["parameters"]
+    # footprints pasted on stars: truth by the common rule at the star's noise, on source pixels only
+    on = build_dataset("microobs-hatp32-footprints", env / "fp-on", progress=False, n_images=14, on_sources=0.5)
+    assert on.card["parameters"]["on_sources"] == 0.5 and "local noise" in on.card["on_sources_rule"]
+    n_on = 0
+    for sid in on.ids("train"):
+        s = on.load(sid)
+        tab = s.instances
+        for cid in tab.loc[tab["generator"].str.endswith(":on-source"), "id"]:
+            pix = s.labels == cid
+            assert pix.any() and s.sources[pix].all() and not s.ignore[pix].any()
+            n_on += 1
+    assert n_on > 0
+    with pytest.raises(DatasetError, match="on_sources"):
+        build_dataset("microobs-hatp32-footprints", env / "fp-bad", progress=False, n_images=14, on_sources=1.5)
 
 
 @pytest.mark.slow
