@@ -139,8 +139,8 @@ def read_out(charge: np.ndarray, model: CTEModel, geometry: CTEGeometry) -> np.n
     beta, well = float(model.well_fill_power), float(model.full_well)
     # the chip's rows between the frame and the register were read first, at the sky level of the
     # frame's first rows: the traps start in the equilibrium that level keeps, not empty
-    trapped = dens * float(geometry.offset + 1) * _equilibrium_fill(
-        np.median(rows[: min(h, 8)], axis=0), dens * float(geometry.offset + 1), keep, beta, well)
+    first_cap = dens * float(geometry.offset + 1)
+    trapped = first_cap * _equilibrium_fill(np.median(rows[: min(h, 8)], axis=0), first_cap, keep, beta, well)
     out = np.empty_like(rows)
     for y in range(h):                      # readout order: the row nearest the register first
         cap = dens * float(geometry.offset + y + 1)                            # traps on the path (e- at full volume)
