@@ -67,7 +67,7 @@ STANDARD_VERSION = "v2"
 #: confusers v3 (CTE trails, sharp stellar cores, retuned crowding) the standard ACS build, version
 #: :data:`ACS_V3_STANDARD_VERSION`; the flip moves the pinned hashes, so it goes with the rebuild, pin and
 #: re-scoring listed in docs/confusers_v3/README.md.
-ACS_STANDARD_CONFUSERS = "v2"
+ACS_STANDARD_CONFUSERS = "v3"
 ACS_V3_STANDARD_VERSION = "v3"
 
 

@@ -89,7 +89,7 @@ def test_gal_fields_carry_compact_knots_and_gc_fields_their_crowding():
 
 def test_cards_record_the_confusers(tmp_path):
     gal = build_dataset("sim-hst-acs-gal", tmp_path / "gal", progress=False, size="small", n_images=3,
-                        shape=(64, 64))
+                        shape=(64, 64), confusers="v2")   # v2's crowding (v3's: tests/test_confusers_v3.py)
     conf = gal.card["confusers"]
     assert conf["detector_defects"]["hot_fraction"] == get_preset("hst-acs-wfc").defects.hot_fraction
     assert conf["gal_knots_per_256x256"] == scenes.GAL_KNOTS_PER_AREA

@@ -7,6 +7,7 @@ import pytest
 from crbench.errors import DatasetError, RegistryError
 from crbench.recipes import build_dataset
 from crbench.truth import apply_truth_rule
+from data_recipes import sim_recipes
 from data_recipes.sim.cte import CTEGeometry
 from data_recipes.sim.physics import TRUTH_RULE
 from data_recipes.sim.presets import ACS_CTE, get_preset, with_confusers
@@ -98,7 +99,10 @@ def test_v3_recipe_option_builds_a_custom_set_with_the_models_on_its_card(tmp_pa
     v2 = build_dataset("sim-hst-acs-ex", tmp_path / "v2", progress=False, n_images=2, shape=(64, 64),
                        confusers="v2")
     plain = build_dataset("sim-hst-acs-ex", tmp_path / "plain", progress=False, n_images=2, shape=(64, 64))
-    assert v2.content_hash == plain.content_hash != ds.content_hash
+    assert v2.content_hash != ds.content_hash
+    # a build without the option is the standard confuser version's build
+    default = {"v2": v2, "v3": ds}[sim_recipes.default_confusers("sim-hst-acs-ex")]
+    assert plain.content_hash == default.content_hash
     assert "confusers" not in v2.card["parameters"] and "version" not in v2.card["confusers"]
     gc = build_dataset("sim-hst-acs-gc", tmp_path / "gc3", progress=False, n_images=1, shape=(64, 64),
                        confusers="v3")
@@ -146,27 +150,28 @@ def test_datasets_info_names_the_confusers(tmp_path):
                        confusers="v3")
     line = [ln for ln in describe(v3).splitlines() if ln.strip().startswith("confusers:")]
     assert len(line) == 1 and "v3" in line[0] and "core-halo PSF" in line[0] and "0.03 left" in line[0]
-    v2 = build_dataset("sim-hst-acs-gc", tmp_path / "v2", progress=False, n_images=1, shape=(48, 48))
+    v2 = build_dataset("sim-hst-acs-gc", tmp_path / "v2", progress=False, n_images=1, shape=(48, 48),
+                       confusers="v2")
     assert "confusers:    v2; hot 0.01" in describe(v2)
 
 
-def test_v3_at_the_standard_profile_keeps_the_standard_splits(tmp_path, monkeypatch):
-    # a tiny stand-in for the standard profile: the build is custom (other confusers) but keeps its split counts
-    from data_recipes import sim_recipes
-
+@pytest.mark.parametrize("other", ["v2", "v3"])
+def test_other_confusers_at_the_standard_profile_keep_the_standard_splits(tmp_path, monkeypatch, other):
+    # a tiny stand-in for the standard profile: a build with the non-standard confuser version is custom but
+    # keeps the standard split counts (and test ids)
     tiny = dict(sim_recipes.STANDARD["sim-hst-acs-ex"], shape=(32, 32), split_counts=(3, 1, 2))
     monkeypatch.setitem(sim_recipes.STANDARD, "sim-hst-acs-ex", tiny)
-    ds = build_dataset("sim-hst-acs-ex", tmp_path / "v3", progress=False, confusers="v3")
+    monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v3" if other == "v2" else "v2")
+    ds = build_dataset("sim-hst-acs-ex", tmp_path / "other", progress=False, confusers=other)
     assert ds.card["size"] == "custom"
     assert [len(ds.ids(s)) for s in ("train", "val", "test")] == [3, 1, 2]
-    std = build_dataset("sim-hst-acs-ex", tmp_path / "v2", progress=False)
+    std = build_dataset("sim-hst-acs-ex", tmp_path / "std", progress=False)
     assert std.card["size"] == "standard" and std.ids("test") == ds.ids("test")
 
 
 def test_flipping_the_acs_standard_confusers_makes_v3_the_standard_build(tmp_path, monkeypatch):
-    # what docs/confusers_v3/README.md step 1 does, on a tiny stand-in for the standard profile
-    from data_recipes import sim_recipes
-
+    # what docs/confusers_v3/README.md step 1 did, on a tiny stand-in for the standard profile
+    monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v2")
     tiny = dict(sim_recipes.STANDARD["sim-hst-acs-gc"], shape=(32, 32), split_counts=(2, 1, 1))
     monkeypatch.setitem(sim_recipes.STANDARD, "sim-hst-acs-gc", tiny)
     v2_standard = build_dataset("sim-hst-acs-gc", tmp_path / "before", progress=False)
