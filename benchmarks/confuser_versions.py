@@ -5,7 +5,7 @@ again (same ids, same generators ``default_rng([1, index])``, 1024x1024, 1000 s,
 confuser variant, so every variant has the same scenes, the same CRs and the same noise draws; only the
 PSF of the point sources and the read-out differ:
 
-- ``v2``: the standard v2 builds (Moffat PSF, FWHM 2 px; perfect charge transfer);
+- ``v2``: the previous standard (v2) builds (Moffat PSF, FWHM 2 px; perfect charge transfer);
 - ``psf``: v2 with the ``core-halo`` PSF of v3 (diffraction core + halo, convolved with the ACS/WFC
   pixel response; :func:`data_recipes.sim.presets.with_confusers`);
 - ``cte``: v2 with v3's CTE (late-epoch ACS traps, 3% left after the pipeline's correction);

@@ -13,9 +13,10 @@
     JWST NIRCam-like HgCdTe array, 300 s, with snowballs, IPC and up-the-ramp groups (``ramp``).
 
 Options (all recipes): ``n_images``, ``shape`` (H, W), ``exposures``, ``exposure_time`` (s),
-``seed``, ``cr_rate_scale``; the ACS recipes also ``confusers`` (``v2``, the standard builds'; ``v3`` adds
-a sharp, diffraction-limited PSF core and residual CTE trails, :func:`data_recipes.sim.presets.with_confusers`,
-and is a custom build). Each sample draws from its own generator
+``seed``, ``cr_rate_scale``; the ACS recipes also ``confusers`` (``v3``, the standard ACS builds' since
+standard v3: v2 plus a sharp, diffraction-limited PSF core and residual CTE trails with the crowding
+retuned, :func:`data_recipes.sim.presets.with_confusers`; ``v2`` rebuilds the previous standard, as a custom
+build with its old content hash). Each sample draws from its own generator
 ``default_rng([seed, index])``, so the same seed gives the same files and content hash.
 """
 from __future__ import annotations
@@ -63,10 +64,10 @@ SPECS: dict[str, tuple[str, str, dict[str, Any], str]] = {
 #: (data_recipes/sim/confusers.py, README "Confusers"); morphology is classified per 8-connected truth
 #: component with the IPC ring taken off on IR arrays (crbench/morphology.py). v1 had neither.
 STANDARD_VERSION = "v2"
-#: Confuser version of the ACS recipes' default builds (standard and small). Flipping it to ``"v3"`` makes
-#: confusers v3 (CTE trails, sharp stellar cores, retuned crowding) the standard ACS build, version
-#: :data:`ACS_V3_STANDARD_VERSION`; the flip moves the pinned hashes, so it goes with the rebuild, pin and
-#: re-scoring listed in docs/confusers_v3/README.md.
+#: Confuser version of the ACS recipes' default builds (standard and small). ``"v3"`` since 2026-12-04:
+#: confusers v3 (CTE trails, sharp stellar cores, retuned crowding) are the standard ACS build, version
+#: :data:`ACS_V3_STANDARD_VERSION` (the other recipes stay at :data:`STANDARD_VERSION`). The flip moved the
+#: pinned hashes; it went with the rebuild, pin and re-scoring listed in docs/confusers_v3/README.md.
 ACS_STANDARD_CONFUSERS = "v3"
 ACS_V3_STANDARD_VERSION = "v3"
 

@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
     bp.add_argument("--exposure-time", type=float, help="exposure time in seconds (simulated recipes)")
     bp.add_argument("--seed", type=int, help="random seed")
     bp.add_argument("--confusers", choices=["v2", "v3"], default=None,
-                    help="ACS recipes: confuser version (v2 = the standard builds; v3 adds a sharp PSF core and "
-                         "residual CTE trails, a custom build)")
+                    help="ACS recipes: confuser version (default v3, the standard ACS builds: sharp PSF core and "
+                         "residual CTE trails; v2 rebuilds the previous standard as a custom build)")
     bp.add_argument("--size", choices=["standard", "small"], default=None,
                     help="simulated recipes: 'standard' (default; the pinned standard sizes the leaderboard uses) or "
                          "'small' (quick builds for tests and demos, never on the leaderboard)")

@@ -346,8 +346,8 @@ ACS_CTE = CTEModel()
 ACS_V3_GC_STARS = 40.0
 ACS_V3_GAL_KNOTS = 200.0
 
-#: Confuser versions of the ACS recipes: v2 = the standard v2 builds; v3 = v2 plus the sharp PSF core
-#: and the residual CTE trails, with the scene crowding retuned (a custom build until it is made standard).
+#: Confuser versions of the ACS recipes: v2 = the previous standard (v2) builds; v3 = v2 plus the sharp PSF
+#: core and the residual CTE trails, with the scene crowding retuned (the standard ACS builds since standard v3).
 CONFUSER_VERSIONS = ("v2", "v3")
 
 
