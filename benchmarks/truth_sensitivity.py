@@ -41,9 +41,8 @@ TARGET_FPR = 5e-4
 
 def regenerate(dataset: str, split: str):
     """The split's samples and their :class:`SimulatedTruth`, regenerated from the recipe."""
-    from data_recipes.sim.presets import get_preset
     from data_recipes.sim.scenes import simulate_sample_with_truth
-    from data_recipes.sim_recipes import SPECS, split_ids
+    from data_recipes.sim_recipes import SPECS, default_confusers, recipe_preset, split_ids
 
     built = None
     path = Path(dataset)
@@ -59,11 +58,10 @@ def regenerate(dataset: str, split: str):
                          f"({', '.join(SPECS)})")
     preset_name, field, defaults, _ = SPECS[name]
     o = {"seed": 1, "cr_rate_scale": 1.0, **defaults, **opts}
-    preset = get_preset(preset_name)
-    s = float(o["cr_rate_scale"])
-    if s != 1.0:
-        preset = preset.with_(muon_rate=preset.muon_rate * s, electron_rate=preset.electron_rate * s,
-                              alpha_rate=preset.alpha_rate * s, snowball_rate=preset.snowball_rate * s)
+    # a built card names its confusers unless they are v2 (v2 cards predate the option); a bare recipe name
+    # simulates the recipe's default (standard) confusers
+    confusers = str(opts.get("confusers", "v2")) if built is not None else default_confusers(name)
+    preset = recipe_preset(name, confusers, float(o["cr_rate_scale"]))
     prefix = name.removeprefix("sim-")
     ids = [f"{prefix}-{i:04d}" for i in range(int(o["n_images"]))]
     wanted = split_ids(ids)[split] if split != "all" else ids

@@ -77,6 +77,23 @@ def default_confusers(name: str) -> str:
     return ACS_STANDARD_CONFUSERS if SPECS[name][0] == "hst-acs-wfc" else "v2"
 
 
+def recipe_preset(name: str, confusers: str, cr_rate_scale: float = 1.0) -> Any:
+    """The instrument preset recipe ``name`` simulates with: its preset under confuser version ``confusers``
+    (:func:`data_recipes.sim.presets.with_confusers`), every CR rate scaled by ``cr_rate_scale``.
+
+    Raises :class:`DatasetError` naming the recipe for a confuser version the preset cannot take.
+    """
+    try:
+        preset = with_confusers(get_preset(SPECS[name][0]), confusers)
+    except CRBenchError as exc:
+        raise DatasetError(f"recipe {name!r}: {exc}") from None
+    if cr_rate_scale != 1.0:
+        s = float(cr_rate_scale)
+        preset = preset.with_(muon_rate=preset.muon_rate * s, electron_rate=preset.electron_rate * s,
+                              alpha_rate=preset.alpha_rate * s, snowball_rate=preset.snowball_rate * s)
+    return preset
+
+
 def standard_version(name: str) -> str:
     """The standard version a standard build of recipe ``name`` records (and its registry pin carries)."""
     return ACS_V3_STANDARD_VERSION if default_confusers(name) == "v3" else STANDARD_VERSION
@@ -165,14 +182,7 @@ def make_builder(name: str):
         elif size == "standard" and confusers != default_confusers(name):  # standard profile, other confusers
             size = "custom"
         opts = _check_options(name, opts)
-        try:
-            preset = with_confusers(get_preset(preset_name), confusers)
-        except CRBenchError as exc:
-            raise DatasetError(f"recipe {name!r}: {exc}") from None
-        if opts["cr_rate_scale"] != 1.0:
-            s = opts["cr_rate_scale"]
-            preset = preset.with_(muon_rate=preset.muon_rate * s, electron_rate=preset.electron_rate * s,
-                                  alpha_rate=preset.alpha_rate * s, snowball_rate=preset.snowball_rate * s)
+        preset = recipe_preset(name, confusers, opts["cr_rate_scale"])
         prefix = name.removeprefix("sim-")
         ids = [f"{prefix}-{i:04d}" for i in range(opts["n_images"])]
         seed = opts["seed"]
