@@ -28,6 +28,8 @@ rules 2-5 use the footprint's :func:`intrinsic_shape` (the IPC ring of ``ipc_rin
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,36 @@ def _feret(ys: np.ndarray, xs: np.ndarray) -> float:
         ys, xs = pts[:, 1], pts[:, 0]
     d2 = (ys[:, None] - ys[None, :]) ** 2 + (xs[:, None] - xs[None, :]) ** 2
     return float(np.sqrt(d2.max())) + 1.0
+
+
+def _second_moment_eigenvalues(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
+    """(larger, smaller) eigenvalue of the population covariance of integer pixel centres, in closed form.
+
+    The sums are exact integers and the rest is scalar IEEE arithmetic, so the result does not depend
+    on the BLAS/LAPACK or SIMD kernels of the machine (``np.cov`` + ``eigvalsh`` did: a lattice footprint
+    whose elongation is exactly 2 came out as 2.0 on one CPU and 1.9999999999999998 on another, and was
+    classed track on one and worm on the other).
+    """
+    n = int(ys.size)
+    if n < 2:
+        return 0.0, 0.0
+    y = ys.astype(np.int64)
+    x = xs.astype(np.int64)
+    sy, sx = int(y.sum()), int(x.sum())
+    a = n * int((y * y).sum()) - sy * sy          # n^2 var(y)
+    c = n * int((x * x).sum()) - sx * sx          # n^2 var(x)
+    b = n * int((x * y).sum()) - sx * sy          # n^2 cov(x, y)
+    disc = (a - c) ** 2 + 4 * b * b
+    root = math.isqrt(disc)
+    r = float(root) if root * root == disc else math.sqrt(disc)
+    n2 = 2 * n * n
+    return max((a + c + r) / n2, 0.0), max((a + c - r) / n2, 0.0)
+
+
+def _snap(value: float) -> float:
+    """``value`` rounded to 12 decimals: ties of the rules (e.g. elongation exactly 2 on the pixel lattice)
+    then fall on the same side on every machine."""
+    return round(float(value), 12)
 
 
 def _solidity(ys: np.ndarray, xs: np.ndarray) -> float:
@@ -107,14 +139,9 @@ def footprint_features(sub: np.ndarray, n_saturated: int = 0, *, lazy_for: float
     if area == 0:
         raise SampleError("footprint_features: empty footprint")
     feret = _feret(ys.astype(float), xs.astype(float))
-    if area > 1:
-        cov = np.cov(np.stack([ys, xs]).astype(float), bias=True)
-        l2, l1 = np.linalg.eigvalsh(cov)
-        l1, l2 = max(l1, 0.0), max(l2, 0.0)
-    else:
-        l1 = l2 = 0.0
-    elong = float(np.sqrt((l1 + 1 / 12) / (l2 + 1 / 12)))
-    perp = float(np.sqrt(l2))
+    l1, l2 = _second_moment_eigenvalues(ys, xs)
+    elong = _snap(math.sqrt((l1 + 1 / 12) / (l2 + 1 / 12)))
+    perp = _snap(math.sqrt(l2))
     f: dict[str, Any] = {"area": area, "feret": feret, "elongation": elong, "perp": perp,
                          "tortuosity": float("nan"), "solidity": float("nan"), "n_saturated": int(n_saturated),
                          "y": float(ys.mean()), "x": float(xs.mean())}

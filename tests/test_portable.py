@@ -79,3 +79,56 @@ def test_round_table_absorbs_last_bit_noise_and_keeps_other_columns():
     pd.testing.assert_frame_equal(a, b)
     assert a["charge"][0] == 1336.198 and np.isnan(a["charge"][1])
     assert a["id"].dtype == np.int32 and list(a["morphology"]) == ["spot", "track"]
+
+
+#: A 10-pixel lattice footprint (two touching CRs on sim-hst-acs-ex test image 0010) whose elongation is
+#: exactly 2, the track/worm boundary: np.cov + eigvalsh gave 2.0 with numpy's AVX-512 kernels and
+#: 1.9999999999999998 without them, so the standard build's morphology column depended on the CPU.
+_TIE = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]], dtype=bool)
+
+_FEATURES = """
+import json, sys
+import numpy as np
+from crbench.morphology import footprint_features
+rng = np.random.default_rng(7)
+shapes = [np.array(json.loads(sys.argv[1]), dtype=bool)]
+for _ in range(300):
+    sub = rng.random((rng.integers(1, 9), rng.integers(1, 9))) < 0.6
+    if sub.any():
+        shapes.append(sub)
+out = []
+for sub in shapes:
+    f = footprint_features(sub, 0, lazy_for=0.5)
+    out.append([repr(f["elongation"]), repr(f["perp"]), f["morphology"]])
+print(json.dumps(out))
+"""
+
+
+def _features(env_extra: dict[str, str]) -> list:
+    env = {k: v for k, v in os.environ.items() if k not in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")}
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", _FEATURES, json.dumps(_TIE.astype(int).tolist())], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_morphology_features_do_not_depend_on_simd_kernels():
+    native = _features({})
+    scalar = _features({"NPY_DISABLE_CPU_FEATURES": " ".join(_simd_groups()), "OPENBLAS_CORETYPE": "Nehalem"})
+    assert native[0] == ["2.0", repr(0.632455532034), "track"]      # the tie falls on the exact side
+    differ = [i for i, (a, b) in enumerate(zip(native, scalar)) if a != b]
+    assert len(native) == len(scalar) > 200 and not differ, f"footprints {differ[:5]} classified differently"
+
+
+def test_closed_form_moments_agree_with_numpy():
+    from crbench.morphology import _second_moment_eigenvalues
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        ys, xs = np.nonzero(rng.random((12, 12)) < 0.3)
+        if ys.size < 2:
+            continue
+        want = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(float), bias=True))[::-1].clip(min=0)
+        np.testing.assert_allclose(_second_moment_eigenvalues(ys, xs), want, rtol=1e-12, atol=1e-12)
