@@ -16,8 +16,8 @@ from crbench.portable import digitise, round_table
 #: Every simulated recipe that ships (the standard sets and the demo's sim-basic).
 SIM_RECIPES = ("sim-basic", "sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam",
                "sim-ground-small", "sim-jwst-nircam",
-               # the next confuser version (CTE read-out, core-halo PSF), so it can become standard as is
-               "sim-hst-acs-gc@v3")
+               # both confuser versions of the ACS recipes (v3 is the standard; v2 the previous standard)
+               "sim-hst-acs-gc@v2", "sim-hst-acs-gc@v3")
 
 _BUILD_ALL = """
 import json, sys, tempfile
@@ -132,3 +132,28 @@ def test_closed_form_moments_agree_with_numpy():
             continue
         want = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(float), bias=True))[::-1].clip(min=0)
         np.testing.assert_allclose(_second_moment_eigenvalues(ys, xs), want, rtol=1e-12, atol=1e-12)
+
+
+_BUILD_STANDARD = """
+import sys, tempfile
+from pathlib import Path
+from crbench.recipes import build_dataset
+with tempfile.TemporaryDirectory() as tmp:
+    print(build_dataset(sys.argv[1], Path(tmp) / "ds", progress=False).content_hash)
+"""
+
+
+@pytest.mark.slow
+def test_full_standard_build_matches_its_pin_without_simd_kernels():
+    # the small builds above missed the morphology tie that only full-size frames hit (README, "Standard datasets")
+    from crbench.standard import pinned
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")}
+    env.update({"NPY_DISABLE_CPU_FEATURES": " ".join(_simd_groups()), "OPENBLAS_CORETYPE": "Nehalem"})
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", _BUILD_STANDARD, "sim-hst-acs-ex"], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pin = pinned("sim-hst-acs-ex")
+    assert pin is not None
+    assert proc.stdout.strip().splitlines()[-1] == pin["content_hash"]
