@@ -106,7 +106,10 @@ def previous_pins(name: str, registry: str | os.PathLike | None = None) -> dict[
     ``previous``: the leaderboard accepts only the current build, but what was trained on an older one
     (weight sidecars record their training builds) still names a pinned, rebuildable build.
     """
-    entry = pinned(name, registry) or {}
+    return _previous(name, pinned(name, registry) or {})
+
+
+def _previous(name: str, entry: dict[str, Any]) -> dict[str, str]:
     prev = entry.get("previous") or {}
     if not isinstance(prev, dict):
         raise DatasetError(f"standard registry: 'previous' of {name!r} must be an object of version -> pin")
@@ -121,16 +124,15 @@ def check_standard(dataset: Any, registry: str | os.PathLike | None = None) -> S
     accepted where the current standard is required.
     """
     card = dataset.card
-    for version, old_hash in previous_pins(dataset.name, registry).items():
+    pin = pinned(dataset.name, registry)       # the registry is read once per check
+    for version, old_hash in _previous(dataset.name, pin or {}).items():
         if old_hash == dataset.content_hash:
-            current = pinned(dataset.name, registry) or {}
             return StandardCheck("previous", f"{dataset.name}: matches the superseded standard {version} "
                                              f"({dataset.content_hash[:12]}); the current standard is "
-                                             f"{current.get('standard')}, which the leaderboard requires")
+                                             f"{(pin or {}).get('standard')}, which the leaderboard requires")
     if card.get("size") != "standard":
         return StandardCheck("not-standard", f"{dataset.name}: a {card.get('size', 'non-standard')} build, not "
                                              "the standard size; it never enters the leaderboard")
-    pin = pinned(dataset.name, registry)
     if pin is None:
         return StandardCheck("unpinned", f"{dataset.name}: standard {card.get('standard')} build "
                                          f"{dataset.content_hash[:12]} has no pinned hash yet")

@@ -238,11 +238,9 @@ def _confusers_card(preset: Any, field: str, version: str = "v2") -> dict[str, A
                         "unflagged, in every exposure of a field" if preset.defects is not None else None,
     }
     if field == "gc":
-        card["gc_stars_per_256x256"] = (scenes.GC_STARS_PER_AREA if preset.gc_stars_per_area is None
-                                        else preset.gc_stars_per_area)
+        card["gc_stars_per_256x256"] = scenes.gc_stars_per_area(preset)
     if field == "gal":
-        card.update(gal_knots_per_256x256=(scenes.GAL_KNOTS_PER_AREA if preset.gal_knots_per_area is None
-                                           else preset.gal_knots_per_area),
+        card.update(gal_knots_per_256x256=scenes.gal_knots_per_area(preset),
                     gal_compact_knot_share=scenes.GAL_COMPACT_KNOT_SHARE,
                     gal_knot_flux_x_detection_limit=list(scenes.GAL_KNOT_FLUX),
                     gal_disk_scale_x_frame=list(scenes.GAL_DISK_SCALE),

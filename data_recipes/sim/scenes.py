@@ -79,9 +79,20 @@ class Scene:
     diffuse: np.ndarray | float = 0.0
 
 
+def gc_stars_per_area(p: "InstrumentPreset") -> float:
+    """Stars per 256x256 of a 'gc' field under preset ``p``: its own setting, else :data:`GC_STARS_PER_AREA`."""
+    return GC_STARS_PER_AREA if p.gc_stars_per_area is None else p.gc_stars_per_area
+
+
+def gal_knots_per_area(p: "InstrumentPreset") -> float:
+    """Knots per 256x256 of disk of a 'gal' field under ``p``: its own setting, else :data:`GAL_KNOTS_PER_AREA`."""
+    return GAL_KNOTS_PER_AREA if p.gal_knots_per_area is None else p.gal_knots_per_area
+
+
 # --------------------------------------------------------------------------------------------
 # PSF rendering
 # --------------------------------------------------------------------------------------------
+
 
 def psf_kernel(preset: InstrumentPreset, radius: int | None = None) -> np.ndarray:
     """Pixel-integrated PSF image (odd square, sum 1) for FFT convolution."""
@@ -272,7 +283,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         # Plummer cloud centred in or near the frame
         xc, yc = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h)
         a = rng.uniform(0.3, 0.8) * max(h, w)
-        n = rng.poisson((GC_STARS_PER_AREA if p.gc_stars_per_area is None else p.gc_stars_per_area) * area)
+        n = rng.poisson(gc_stars_per_area(p) * area)
         u = rng.uniform(0.02, 0.999, n)
         rr = a / np.sqrt(u ** (-2 / 3) - 1)
         ang = rng.uniform(0, 2 * np.pi, n)
@@ -304,7 +315,7 @@ def make_scene(rng: np.random.Generator, shape: tuple[int, int], preset: "Instru
         bulge_flux = sig * rng.uniform(300, 3000) * max(1.0, p.psf_fwhm) ** 2
         add_sersic(extended, xc, yc, bulge_flux, rng.uniform(0.03, 0.08) * scale, 4.0, q, pa)
         # star-forming knots following the arms
-        n_k = rng.poisson((GAL_KNOTS_PER_AREA if p.gal_knots_per_area is None else p.gal_knots_per_area) * area)
+        n_k = rng.poisson(gal_knots_per_area(p) * area)
         cand = rng.uniform(0, 1, (n_k * 8, 2)) * [w, h]
         iy = np.clip(cand[:, 1].astype(int), 0, h - 1)
         ix = np.clip(cand[:, 0].astype(int), 0, w - 1)
