@@ -110,7 +110,8 @@ def test_quick_run_median_end_to_end(nr, basic_dataset, tmp_path, capsys):
     assert len(rows) == 8  # 2x2x2 quick grid
     for r in rows:
         assert int(r[4]) > 0 and math.isfinite(float(r[5]))  # truth pixels, median AP
-    assert out.strip().splitlines()[-1] == f"cells_where_{nr.HEADLINE}_below_classical: n/a (not scored)"
+    assert out.strip().splitlines()[-2:] == [f"cells_where_{h}_below_classical: n/a (not scored)"
+                                             for h in (nr.HEADLINE, nr.HEADLINE_COMPANIONS)]
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "noise_regimes.csv")

@@ -76,7 +76,11 @@ class _TrainedUNetDetector(Detector):
                          weights_sha256=file_sha256(path)[:16], tile=int(tile))
 
     def score(self, obs: Observation) -> np.ndarray:
-        """CR probability per pixel, float32 in [0, 1].
+        """CR probability per pixel, float32 in [0, 1] (the sigmoid of :meth:`logits`)."""
+        return sigmoid(self.logits(obs))
+
+    def logits(self, obs: Observation) -> np.ndarray:
+        """The net's float32 logit per pixel (unbounded: no ties where the probability rounds to 1).
 
         The input is normalised as the net was trained (:attr:`normalization`): ``image-stats``
         (the image's median and MAD) or ``noise-model`` (gain, read noise and sky from
@@ -92,7 +96,7 @@ class _TrainedUNetDetector(Detector):
         finally:
             if self.threads:
                 torch.set_num_threads(prev)
-        return sigmoid(logits)
+        return np.asarray(logits, dtype=np.float32)
 
     def probability(self, image: np.ndarray, dqmask: np.ndarray | None = None,
                     meta: Mapping[str, Any] | None = None) -> np.ndarray:
