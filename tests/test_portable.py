@@ -1,4 +1,5 @@
-"""Simulated builds are identical whichever SIMD kernels numpy and OpenBLAS pick on this CPU."""
+"""Builds are identical whichever SIMD kernels numpy and OpenBLAS pick on this CPU (simulated recipes; the real
+series' alignment, where the real sets' labelling starts)."""
 from __future__ import annotations
 
 import json
@@ -160,3 +161,41 @@ def test_full_standard_build_matches_its_pin_without_simd_kernels():
     pin = pinned("sim-hst-acs-ex")
     assert pin is not None
     assert proc.stdout.strip().splitlines()[-1] == pin["content_hash"]
+
+
+_REGISTER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from data_recipes.real._common import read_fits_image
+from data_recipes.real.labelling.alignment import register_series
+files = sorted(Path(sys.argv[1]).glob("HATP-32*.FITS*"))
+# frames 14 and 36 of the series against its reference (the middle frame, 71): in float32 their correlation
+# peaks rounded to the adjacent 1/20-px step with numpy's AVX-512 kernels switched off
+stack = np.stack([read_fits_image(files[i])[0] for i in (14, 36, len(files) // 2)])
+print(json.dumps(register_series(stack, reference=2).tolist()))
+"""
+
+
+def _shifts(env_extra: dict[str, str], folder: Path) -> list:
+    env = {k: v for k, v in os.environ.items() if k not in ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")}
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", _REGISTER, str(folder)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_real_series_alignment_does_not_depend_on_simd_kernels():
+    """The real sets' labelling starts from these shifts: a 0.05-px difference moved the gain fit, every
+    image in electrons and the labels (microobs-hatp32 hashed 60636bdb... instead of 909d5405... without
+    numpy's SIMD kernels before the correlation ran in float64)."""
+    from _mirror import require_mirror
+
+    folder = require_mirror() / "microobs_hatp32"
+    native = _shifts({}, folder)
+    scalar = _shifts({"NPY_DISABLE_CPU_FEATURES": " ".join(_simd_groups()), "OPENBLAS_CORETYPE": "Nehalem"}, folder)
+    assert native == scalar
+    # on the 1/20-px grid, stored at float32 precision (as the pinned builds' shifts were)
+    assert native[2] == [0.0, 0.0] and all(v == float(np.float32(round(v * 20) / 20)) for row in native for v in row)
