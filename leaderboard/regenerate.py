@@ -31,7 +31,7 @@ SIMULATED = ("sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam",
 REAL = ("microobs-hatp32", "microobs-hatp32-sim", "microobs-hatp32-footprints")
 DETECTORS = ("lacosmic", "median", "deepcr", "attention-unet", "unet-nogate", "deepcr-retrained", "cosmic-conn",
              "stcal-jump", "attention-unet-mixture", "attention-unet-mixture-60", "unet-nogate-mixture",
-             "deepcr-retrained-mixture")
+             "deepcr-retrained-mixture", "attention-unet-mixture-median")
 
 
 def _scored(out: Path, content_hash: str, det) -> bool:
