@@ -40,9 +40,11 @@ LEARNED = ("deepcr-retrained", "attention-unet", "unet-nogate",
            "deepcr-retrained-mixture", "attention-unet-mixture", "unet-nogate-mixture", "attention-unet-mixture-60")
 #: Issue 18's comparison: the three mixture-trained nets (same 25-minute budget, seed, data), the
 #: generalist at the one-hour budget (same recipe, 60 CPU minutes: outside the equal budget), the
-#: pretrained deepCR and Cosmic-CoNN, and the classical baselines.
+#: pretrained deepCR and Cosmic-CoNN, the classical baselines, and the generalist fused with the median
+#: comparison of the companion exposures (multi-exposure, like ``median``; no training of its own).
 DEFAULT_DETECTORS = ("attention-unet-mixture", "unet-nogate-mixture", "deepcr-retrained-mixture",
-                     "attention-unet-mixture-60", "deepcr", "cosmic-conn", "lacosmic", "median")
+                     "attention-unet-mixture-60", "deepcr", "cosmic-conn", "lacosmic", "median",
+                     "attention-unet-mixture-median")
 MORPHOLOGIES = ("spot", "track", "worm", "blob")
 #: Summary metrics of the table and CSV (all from crbench.harness.evaluate's run summaries).
 METRICS = ("ap", "tpr_at_fpr_1e-4", "tpr_at_fpr_5e-4", "tpr_at_fpr_1e-3", "roc_auc")
@@ -58,7 +60,11 @@ def build_detectors(names, weights_dir: Path | None) -> list:
 
 
 def training_info(det) -> dict:
-    """What a learned detector's weight sidecar says about its training budget (empty otherwise)."""
+    """What a learned detector's weight sidecar says about its training budget (empty otherwise); for a
+    detector built around a learned net (``attention-unet-mixture-median``: ``det.net``), the net's."""
+    inner = getattr(det, "net", None)
+    if inner is not None and getattr(inner, "name", None) in LEARNED:
+        return training_info(inner)
     path = getattr(det, "weights_path", None)
     side_path = Path(path).with_suffix(".json") if path else None
     if det.name not in LEARNED or side_path is None or not side_path.exists():
