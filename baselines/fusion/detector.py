@@ -49,9 +49,9 @@ def read_fit(path: str | Path = SIDECAR) -> dict[str, Any]:
     return fit
 
 
-def _trained_on(fit_path: Path) -> tuple[str, ...]:
+def _trained_on(net_trained_on: tuple[str, ...], fit_path: Path) -> tuple[str, ...]:
     """Data the net was trained on plus the splits the weight was chosen on (for the leaderboard's check)."""
-    seen = list(AttentionUNetMixtureDetector.trained_on)
+    seen = list(net_trained_on)
     try:
         fit = read_fit(fit_path)
     except DetectorError:
@@ -86,21 +86,21 @@ class MixtureMedianDetector(Detector):
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("image", "exposures")
     score_range: ClassVar[tuple[float, float] | None] = None
-    trained_on: ClassVar[tuple[str, ...]] = _trained_on(SIDECAR)
+    trained_on: ClassVar[tuple[str, ...]] = _trained_on(AttentionUNetMixtureDetector.trained_on, SIDECAR)
 
     def __init__(self, weight: float | None = None, z_min: float = Z_MIN, z_max: float = Z_MAX,
                  fit: str | Path | None = None, net_weights: str | Path | None = None, deriv_scale: float = 0.1,
                  tile: int = 512, threads: int | None = None) -> None:
+        fit_path = Path(fit) if fit is not None else SIDECAR
         if weight is None:
-            fit_path = Path(fit) if fit is not None else SIDECAR
             weight = float(read_fit(fit_path)["weight"])
-            if fit is not None:
-                self.trained_on = _trained_on(fit_path)  # type: ignore[misc]
         if not (np.isfinite(weight) and weight >= 0):
             raise DetectorError(f"{NAME}: weight must be a finite number >= 0, got {weight!r}")
         if not z_min < z_max:
             raise DetectorError(f"{NAME}: expected z_min < z_max, got {z_min!r} and {z_max!r}")
         self.net = AttentionUNetMixtureDetector(weights=net_weights, tile=tile, threads=threads)
+        if fit is not None or net_weights is not None:  # another net or fit: what those were trained on
+            self.trained_on = _trained_on(self.net.trained_on, fit_path)  # type: ignore[misc]
         self.median = MedianDetector(deriv_scale=deriv_scale)
         net_sha = file_sha256(self.net.weights_path)[:16]
         super().__init__(weight=float(weight), z_min=float(z_min), z_max=float(z_max),
