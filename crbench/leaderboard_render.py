@@ -8,6 +8,7 @@ dataset and morphology filters, ROC and PR plots and provenance on demand. Entri
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import json
 import math
@@ -29,6 +30,7 @@ RANK_METRIC = "tpr_at_fpr_5e-4"
 COLUMNS: list[tuple[str, str, int | None]] = [
     ("rank", "#", None),
     ("detector", "Detector", None),
+    ("inputs", "Inputs", None),
     ("dataset", "Dataset", None),
     ("split", "Split", None),
     ("tpr_at_fpr_5e-4", "TPR@FPR 5e-4", 3),
@@ -70,13 +72,39 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def detector_inputs(run: dict[str, Any]) -> str:
+    """What a run's detector reads, e.g. ``image`` or ``image+exposures`` (a single frame or companions too).
+
+    From the run's ``provenance.detector.requires``; results written before that field existed fall back
+    to the registered detector of that name (entry points only, never a class path from the file), and
+    to ``?`` when there is none.
+    """
+    det = (run.get("provenance") or {}).get("detector") or {}
+    req = det.get("requires")
+    if not (isinstance(req, list) and req and all(isinstance(x, str) for x in req)):
+        req = list(_registered_requires(str(run.get("detector"))))
+    return "+".join(req) if req else "?"
+
+
+@functools.lru_cache(maxsize=None)
+def _registered_requires(name: str) -> tuple[str, ...]:
+    from .detectors.registry import available_detectors, load_detector_class
+
+    if name not in available_detectors():
+        return ()
+    try:
+        return tuple(str(x) for x in load_detector_class(name).requires)
+    except Exception:  # noqa: BLE001 - a plugin that does not import here leaves the column unknown
+        return ()
+
+
 def ranked_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
     """One row per entry with the table columns, CIs and a rank within its (dataset, split)."""
     rows = []
     for k, e in enumerate(entries):
         s = e.run["summary"]
-        row: dict[str, Any] = {"id": k, "detector": e.run["detector"], "dataset": e.run["dataset"],
-                               "split": e.run["split"], "file": e.path.name}
+        row: dict[str, Any] = {"id": k, "detector": e.run["detector"], "inputs": detector_inputs(e.run),
+                               "dataset": e.run["dataset"], "split": e.run["split"], "file": e.path.name}
         for key, _, digits in COLUMNS:
             if key in row or key == "rank":
                 continue
@@ -144,7 +172,9 @@ def markdown(entries: Sequence[Entry]) -> str:
              f"Ranked by pixel TPR at a pixel FPR of 5e-4 (then AP); brackets are 95% bootstrap intervals "
              "where the results carry them. '@op' columns are at each detector's operating point (pixel FPR "
              "5e-4, threshold chosen on the validation split where there is one): the share of CRs with at "
-             "least half their pixels flagged, and the pixel FPR on stars and galaxies. Open `index.html` "
+             "least half their pixels flagged, and the pixel FPR on stars and galaxies. 'Inputs' is what a "
+             "detector reads: `image` (one frame), `image+exposures` (the companion exposures of the same "
+             "pointing too, as the median comparison) or `ramp` (up-the-ramp reads). Open `index.html` "
              "for sortable tables, filters, curves and provenance.", ""]
     keys = sorted({(r["dataset"], r["split"]) for r in rows})
     for ds, split in keys:

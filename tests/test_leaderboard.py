@@ -380,3 +380,31 @@ def test_non_standard_conventions_are_refused(demo_results, tmp_path):
     other_op = _mutated(demo_results, tmp_path, lambda o: o["runs"][0]["summary"].update({"op_rule": "dice"}))
     with pytest.raises(SubmissionError, match=r"summary\.op_rule: 'dice'"):
         submit(other_op, tmp_path / "entries")
+
+
+def test_the_board_says_what_each_detector_reads():
+    """Single-frame and multi-exposure detectors share a table, so each row names its inputs."""
+    from crbench.leaderboard_render import COLUMNS, detector_inputs
+
+    assert ("inputs", "Inputs", None) in COLUMNS
+    run = {"detector": "my-detector", "provenance": {"detector": {"requires": ["image", "exposures"]}}}
+    assert detector_inputs(run) == "image+exposures"
+    # results written before provenance carried 'requires': the registered detector of that name
+    assert detector_inputs({"detector": "median", "provenance": {"detector": {}}}) == "image+exposures"
+    assert detector_inputs({"detector": "lacosmic", "provenance": {"detector": {}}}) == "image"
+    assert detector_inputs({"detector": "stcal-jump", "provenance": {"detector": {}}}) == "ramp"
+    # an unregistered name is unknown; a class path in the file is never imported
+    odd = {"detector": "nobody", "provenance": {"detector": {"class": "os:system", "requires": "image"}}}
+    assert detector_inputs(odd) == "?"
+
+
+def test_new_results_record_what_the_detector_reads(tmp_path):
+    import crbench
+    from crbench.detectors.registry import get_detector
+
+    from crbench.recipes import build_dataset
+
+    ds = build_dataset("sim-basic", tmp_path / "ds", progress=False, n_images=2, shape=(64, 64))
+    res = crbench.evaluate([get_detector("median")], ds, split="test", progress=False, bootstrap=0,
+                           operating_split=None, per_cr=False, sources=False)
+    assert res.runs[0]["provenance"]["detector"]["requires"] == ["image", "exposures"]

@@ -25,17 +25,20 @@ class DetectorProvenance:
     params: dict[str, Any]
     params_hash: str
     trained_on: list[str]
+    #: What the detector reads besides nothing (``Detector.requires``): ``image``, ``exposures``, ``ramp``.
+    requires: tuple[str, ...] = ("image",)
 
     @classmethod
     def of(cls, det: Detector) -> DetectorProvenance:
         """Provenance of ``det``."""
         return cls(det.name, f"{type(det).__module__}:{type(det).__qualname__}", det.version, det.params(),
-                   det.params_hash(), list(getattr(det, "trained_on", ())))
+                   det.params_hash(), list(getattr(det, "trained_on", ())), tuple(getattr(det, "requires", ())))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``provenance.detector`` object of ``results.json``."""
         return {"name": self.name, "class": self.cls, "version": self.version, "params": self.params,
-                "params_hash": self.params_hash, "trained_on": list(self.trained_on)}
+                "params_hash": self.params_hash, "trained_on": list(self.trained_on),
+                "requires": list(self.requires)}
 
 
 @dataclass(frozen=True)
