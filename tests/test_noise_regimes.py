@@ -245,3 +245,21 @@ def test_weight_files_are_scored_under_their_labels(nr, basic_dataset, tmp_path,
                         "--crop", "64,64", "--detectors", "median", *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0], err
+
+
+def test_quick_run_scores_the_generalist_with_companions(nr, basic_dataset, tmp_path, capsys):
+    """The fused generalist is scored like any detector and its headline is the last line, with a count."""
+    pytest.importorskip("torch")
+    assert nr.main(["--quick", "--backgrounds", f"dataset:{basic_dataset.root}", "--n-backgrounds", "2",
+                    "--crop", "64,64", "--detectors", "median,attention-unet-mixture-median", "--rate-scale", "300",
+                    "--bootstrap", "20", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "noise_regimes.csv")
+    fused = df[df.detector == nr.HEADLINE_COMPANIONS]
+    assert len(fused) == 8 and np.isfinite(fused.ap).all()
+    n_below = len(nr.below_classical(df, nr.HEADLINE_COMPANIONS))
+    assert lines[-2] == f"cells_where_{nr.HEADLINE}_below_classical: n/a (not scored)"
+    assert lines[-1] == f"cells_where_{nr.HEADLINE_COMPANIONS}_below_classical: {n_below}"
+    assert any(ln.startswith(f"{nr.HEADLINE_COMPANIONS} below a classical baseline with disjoint") for ln in lines)
