@@ -94,21 +94,21 @@ def recipe_preset(name: str, confusers: str, cr_rate_scale: float = 1.0) -> Any:
     return preset
 
 
-#: Recipes whose standard build moved on its own (name -> version). ``sim-jwst-nircam`` v3 (2026-12-05): its
-#: test split grew from 16 to 26 fields (the first 36 samples unchanged) so that worms and blobs reach the
-#: floor of 500 test CRs; the v2 pin is kept under ``previous``.
-OWN_STANDARD_VERSIONS = {"sim-jwst-nircam": "v3"}
-
-
 def standard_version(name: str) -> str:
-    """The standard version a standard build of recipe ``name`` records (and its registry pin carries)."""
-    if name in OWN_STANDARD_VERSIONS:
-        return OWN_STANDARD_VERSIONS[name]
+    """The standard version a standard build of recipe ``name`` records (and its registry pin carries): the
+    profile's own ``standard_version`` when its sizes moved on their own (:data:`STANDARD`), else the ACS
+    confuser version's or :data:`STANDARD_VERSION`."""
+    own = STANDARD[name].get("standard_version")
+    if own is not None:
+        return str(own)
     return ACS_V3_STANDARD_VERSION if default_confusers(name) == "v3" else STANDARD_VERSION
 
 #: Standard v1 sizes: name -> options. Test splits hold >= 16 Mpix and val >= 4 Mpix; rare classes are
 #: boosted with more fields or longer exposures (``boost`` says how, recorded in the card), never by
 #: copying CRs. ``split_counts`` = (train, val, test) images. Measured counts: README, "Standard datasets".
+#: ``standard_version`` (optional) is a profile's own version when its sizes moved without the others:
+#: ``sim-jwst-nircam`` v3 (2026-12-05) grew its test split from 16 to 26 fields (the first 36 samples
+#: unchanged) so that worms and blobs reach the floor of 500 test CRs; its v2 pin stays under ``previous``.
 STANDARD: dict[str, dict[str, Any]] = {
     "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
                        "boost": "none"},
@@ -123,7 +123,7 @@ STANDARD: dict[str, dict[str, Any]] = {
                          "boost": "600 s exposures (10x the 60 s small build) and CR rate x5 over the sea-level "
                                   "muon rate"},
     "sim-jwst-nircam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 300.0,
-                        "split_counts": (16, 4, 26),
+                        "split_counts": (16, 4, 26), "standard_version": "v3",
                         "boost": "26 test fields (10 more than the other sets) so that its rarest classes, worms "
                                  "and blobs, reach 500 test CRs"},
 }
@@ -181,6 +181,7 @@ def make_builder(name: str):
         profile = dict(STANDARD[name]) if size == "standard" else dict(defaults)
         counts = profile.pop("split_counts", None)
         boost = profile.pop("boost", "none")
+        profile.pop("standard_version", None)  # recorded through standard_version(name)
         if counts is not None:
             profile["n_images"] = int(sum(counts))
         opts = {"seed": 1, "cr_rate_scale": 1.0, **profile}

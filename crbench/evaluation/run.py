@@ -26,7 +26,7 @@ class DetectorProvenance:
     params_hash: str
     trained_on: list[str]
     #: What the detector reads besides nothing (``Detector.requires``): ``image``, ``exposures``, ``ramp``.
-    requires: tuple[str, ...] = ("image",)
+    requires: tuple[str, ...]
 
     @classmethod
     def of(cls, det: Detector) -> DetectorProvenance:
