@@ -64,7 +64,12 @@ def regenerate(dataset: str, split: str):
     preset = recipe_preset(name, confusers, float(o["cr_rate_scale"]))
     prefix = name.removeprefix("sim-")
     ids = [f"{prefix}-{i:04d}" for i in range(int(o["n_images"]))]
-    wanted = split_ids(ids)[split] if split != "all" else ids
+    if split == "all":
+        wanted = ids
+    elif built is not None:  # the build's own split (a standard build sets its split counts)
+        wanted = built.ids(split)
+    else:  # a bare recipe name: the small build, split by the default fractions
+        wanted = split_ids(ids)[split]
     out = []
     for sid in wanted:
         i = ids.index(sid)

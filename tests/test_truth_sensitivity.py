@@ -35,3 +35,17 @@ def test_regenerate_refuses_a_build_that_differs(tmp_path):
     (ds.root / "dataset.json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(SystemExit, match="differs from its regeneration"):
         ts.regenerate(str(ds.root), "test")
+
+
+def test_regenerate_takes_the_split_of_a_standard_build(tmp_path, monkeypatch):
+    # a standard build fixes its split counts (sim_recipes.STANDARD), which differ from the default fractions
+    from data_recipes import sim_recipes
+
+    ts = load_script("benchmarks/truth_sensitivity.py", "truth_sensitivity_under_test")
+    tiny = dict(sim_recipes.STANDARD["sim-decam"], shape=(40, 40), split_counts=(2, 1, 3))
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-decam", tiny)
+    ds = build_dataset("sim-decam", tmp_path / "std", progress=False)
+    assert ds.card["size"] == "standard"
+    for split in ("train", "val", "test"):
+        name, pairs = ts.regenerate(str(ds.root), split)
+        assert [s.id for s, _ in pairs] == ds.ids(split), split
