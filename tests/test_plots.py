@@ -202,3 +202,19 @@ def test_plot_command_writes_every_plot(demo, tmp_path, capsys):
     assert any(n.endswith(".png") and ("imbalance" in n or "cr_fraction" in n) for n in names), names
     text = capsys.readouterr().out
     assert "wrote" in text and "gallery: skipping" not in text
+
+
+def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
+    # a regenerated figure whose content did not move must not show up as a change (no creation date)
+    from crbench.plots.style import _style, save_figure
+
+    plt = _style()
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1])
+    first = [p.read_bytes() for p in save_figure(fig, tmp_path / "a" / "fig")]
+    import time
+    time.sleep(1.1)  # a creation date has one-second resolution
+    second = [p.read_bytes() for p in save_figure(fig, tmp_path / "b" / "fig")]
+    plt.close(fig)
+    assert first == second
+    assert b"CreationDate" not in first[0]

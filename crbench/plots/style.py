@@ -30,7 +30,10 @@ def _style():
 
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
-    """Save ``fig`` as ``stem.pdf`` (vector) and ``stem.png``; return both paths."""
+    """Save ``fig`` as ``stem.pdf`` (vector) and ``stem.png``; return both paths.
+
+    The PDF carries no creation date, so the same figure gives the same bytes (a regenerated figure
+    whose content did not move shows no change in version control)."""
     from ..atomic import atomic_path
 
     stem = Path(stem)
@@ -38,7 +41,7 @@ def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     for ext in ("pdf", "png"):
         p = stem.with_suffix(f".{ext}")
         with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=ext)
+            fig.savefig(tmp, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(p)
     return paths
 
