@@ -109,6 +109,8 @@ def standard_version(name: str) -> str:
 #: ``standard_version`` (optional) is a profile's own version when its sizes moved without the others:
 #: ``sim-jwst-nircam`` v3 (2026-12-05) grew its test split from 16 to 26 fields (the first 36 samples
 #: unchanged) so that worms and blobs reach the floor of 500 test CRs; its v2 pin stays under ``previous``.
+#: ``sim-decam`` v3 (2026-12-05) grew its test split from 16 to 100 fields the same way (blobs 75 -> 520,
+#: worms 466 -> 2,680; train and val unchanged).
 STANDARD: dict[str, dict[str, Any]] = {
     "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
                        "boost": "none"},
@@ -116,8 +118,11 @@ STANDARD: dict[str, dict[str, Any]] = {
                        "boost": "none"},
     "sim-hst-acs-gal": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
                         "split_counts": (16, 4, 16), "boost": "none"},
-    "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 900.0, "split_counts": (16, 4, 16),
-                  "boost": "900 s exposures (10x the 90 s small build) for more CRs per frame"},
+    "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 900.0, "split_counts": (16, 4, 100),
+                  "standard_version": "v3",
+                  "boost": "900 s exposures (10x the 90 s small build) for more CRs per frame, and 100 test "
+                           "fields (84 more than the other sets) so that its rarest classes, blobs and worms, "
+                           "reach 500 test CRs"},
     "sim-ground-small": {"shape": (500, 650), "exposures": 3, "exposure_time": 600.0, "cr_rate_scale": 5.0,
                          "split_counts": (50, 13, 50),
                          "boost": "600 s exposures (10x the 60 s small build) and CR rate x5 over the sea-level "

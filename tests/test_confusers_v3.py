@@ -178,7 +178,7 @@ def test_flipping_the_acs_standard_confusers_makes_v3_the_standard_build(tmp_pat
     assert v2_standard.card["standard"] == "v2" and "version" not in v2_standard.card["confusers"]
     monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v3")
     assert sim_recipes.standard_version("sim-hst-acs-gc") == "v3"
-    assert sim_recipes.standard_version("sim-decam") == "v2"
+    assert sim_recipes.standard_version("sim-ground-small") == "v2"
     v3_standard = build_dataset("sim-hst-acs-gc", tmp_path / "after", progress=False)
     assert v3_standard.card["size"] == "standard" and v3_standard.card["standard"] == "v3"
     assert v3_standard.card["confusers"]["version"] == "v3"

@@ -45,6 +45,29 @@ def test_standard_profiles_meet_the_size_floor():
         assert n_val * h * w >= 4e6, name
 
 
+def test_growing_a_standard_test_split_keeps_train_val_and_the_old_test_fields(tmp_path, monkeypatch):
+    # what sim-decam and sim-jwst-nircam v3 did: more test fields appended; every earlier sample is the same
+    # draw, so nets trained on the old build (whose pin stays under 'previous') saw exactly these frames
+    import numpy as np
+
+    from data_recipes import sim_recipes
+
+    tiny = dict(sim_recipes.STANDARD["sim-decam"], shape=(48, 48))
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-decam", {**tiny, "split_counts": (2, 1, 1)})
+    before = build_dataset("sim-decam", tmp_path / "before", progress=False)
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-decam", {**tiny, "split_counts": (2, 1, 3)})
+    after = build_dataset("sim-decam", tmp_path / "after", progress=False)
+    assert after.content_hash != before.content_hash
+    for split in ("train", "val"):
+        assert after.ids(split) == before.ids(split)
+    assert after.ids("test")[:1] == before.ids("test") and len(after.ids("test")) == 3
+    for sid in before.ids():
+        a, b = before.load(sid), after.load(sid)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.truth, b.truth), sid
+    old = before.instances()
+    assert old.equals(after.instances().loc[lambda t: t["sample_id"].isin(before.ids())].reset_index(drop=True))
+
+
 def test_small_and_custom_builds_are_not_standard(small_hst, tmp_path):
     assert small_hst.card["size"] == "small" and small_hst.card["standard"] is None
     assert check_standard(small_hst).status == "not-standard"
