@@ -86,6 +86,20 @@ def detector_inputs(run: dict[str, Any]) -> str:
     return "+".join(req) if req else "?"
 
 
+def standard_build_text(dataset: str, content_hash: str) -> str:
+    """Which pinned standard build a dataset hash is, for the page: ``'standard v3'``, ``'superseded
+    standard v2'``, or ``''`` for a set without a pin (the real sets) or a hash the registry does not name."""
+    from .standard import pinned, previous_pins
+
+    pin = pinned(dataset) or {}
+    if pin.get("content_hash") == content_hash:
+        return f"standard {pin.get('standard', '?')}"
+    for version, old in previous_pins(dataset).items():
+        if old == content_hash:
+            return f"superseded standard {version}"
+    return ""
+
+
 @functools.lru_cache(maxsize=None)
 def _registered_requires(name: str) -> tuple[str, ...]:
     from .detectors.registry import available_detectors, load_detector_class
@@ -180,8 +194,10 @@ def markdown(entries: Sequence[Entry]) -> str:
     for ds, split in keys:
         grp = [r for r in rows if (r["dataset"], r["split"]) == (ds, split)]
         prov = by_id[grp[0]["id"]].run["provenance"]["dataset"]
+        standard = standard_build_text(str(ds), str(prov["content_hash"]))
+        build = f"{md_text(standard.capitalize())} build, dataset version" if standard else "Dataset version"
         lines += [f"## {md_text(ds)} ({md_text(split)} split)", "",
-                  f"Dataset version {md_text(prov.get('version', '?'))}, content hash "
+                  f"{build} {md_text(prov.get('version', '?'))}, content hash "
                   f"`{md_text(prov['content_hash'][:16])}`, {md_text(grp[0].get('n_images'))} images.", ""]
         cols = [c for c in COLUMNS if c[0] not in ("dataset", "split")]
         lines.append("| " + " | ".join(h for _, h, _ in cols) + " | Trained on |")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -408,3 +409,22 @@ def test_new_results_record_what_the_detector_reads(tmp_path):
     res = crbench.evaluate([get_detector("median")], ds, split="test", progress=False, bootstrap=0,
                            operating_split=None, per_cr=False, sources=False)
     assert res.runs[0]["provenance"]["detector"]["requires"] == ["image", "exposures"]
+
+
+def test_pages_say_which_standard_build_a_table_scores(tmp_path):
+    from crbench.leaderboard_render import standard_build_text
+    from crbench.standard import pinned, previous_pins
+
+    current = pinned("sim-decam")["content_hash"]
+    (old_version, old_hash), = previous_pins("sim-decam").items()
+    assert standard_build_text("sim-decam", current) == f"standard {pinned('sim-decam')['standard']}"
+    assert standard_build_text("sim-decam", old_hash) == f"superseded standard {old_version}"
+    assert standard_build_text("sim-decam", "0" * 64) == ""
+    assert standard_build_text("microobs-hatp32", "0" * 64) == ""   # a real set has no pin
+    # the committed board: every simulated table names its standard build, the real ones do not
+    entries = Path(__file__).resolve().parents[1] / "leaderboard" / "entries"
+    build(entries, tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    heads = dict(re.findall(r"^## (\S+) \(test split\)\n\n(.*)$", readme, re.M))
+    assert heads["sim-decam"].startswith(f"Standard {pinned('sim-decam')['standard']} build, dataset version")
+    assert heads["microobs-hatp32"].startswith("Dataset version")
