@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import pandas as pd
@@ -212,7 +213,6 @@ def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [0, 1])
     first = [p.read_bytes() for p in save_figure(fig, tmp_path / "a" / "fig")]
-    import time
     time.sleep(1.1)  # a creation date has one-second resolution
     second = [p.read_bytes() for p in save_figure(fig, tmp_path / "b" / "fig")]
     plt.close(fig)

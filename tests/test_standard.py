@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crbench.dataset import Dataset
@@ -48,8 +49,6 @@ def test_standard_profiles_meet_the_size_floor():
 def test_growing_a_standard_test_split_keeps_train_val_and_the_old_test_fields(tmp_path, monkeypatch):
     # what sim-decam and sim-jwst-nircam v3 did: more test fields appended; every earlier sample is the same
     # draw, so nets trained on the old build (whose pin stays under 'previous') saw exactly these frames
-    import numpy as np
-
     from data_recipes import sim_recipes
 
     tiny = dict(sim_recipes.STANDARD["sim-decam"], shape=(48, 48))
