@@ -65,6 +65,9 @@ def test_growing_a_standard_test_split_keeps_train_val_and_the_old_test_fields(t
         assert np.array_equal(a.image, b.image) and np.array_equal(a.truth, b.truth), sid
     old = before.instances()
     assert old.equals(after.instances().loc[lambda t: t["sample_id"].isin(before.ids())].reset_index(drop=True))
+    # the old standard's frames stay buildable: a custom build of its sample count has its content hash
+    again = build_dataset("sim-decam", tmp_path / "again", progress=False, n_images=4)
+    assert again.card["size"] == "custom" and again.content_hash == before.content_hash
 
 
 def test_small_and_custom_builds_are_not_standard(small_hst, tmp_path):
