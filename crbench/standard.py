@@ -163,6 +163,11 @@ def _tar_info(name: str, size: int | None) -> tarfile.TarInfo:
     return info
 
 
+#: gzip level of exported archives: gzip's own default. Level 9 (Python's default) took 14.7 s for one
+#: 22 MB sim-decam frame against 1.9 s at 6, for an archive 10% smaller (measured 2026-12-05).
+ARCHIVE_GZIP_LEVEL = 6
+
+
 def export_dataset(dataset: Any, out_dir: str | os.PathLike) -> dict[str, Any]:
     """Write ``dataset`` as one reproducible ``NAME.tar.gz`` in ``out_dir`` with its sha256.
 
@@ -185,7 +190,8 @@ def export_dataset(dataset: Any, out_dir: str | os.PathLike) -> dict[str, Any]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     archive = out_dir / f"{dataset.name}.tar.gz"
     with atomic_path(archive) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+        with open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=ARCHIVE_GZIP_LEVEL) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf:
             tf.addfile(_tar_info(dataset.name, None))
             dirs_done: set[str] = set()
