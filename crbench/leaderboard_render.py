@@ -89,15 +89,13 @@ def detector_inputs(run: dict[str, Any]) -> str:
 def standard_build_text(dataset: str, content_hash: str) -> str:
     """Which pinned standard build a dataset hash is, for the page: ``'standard v3'``, ``'superseded
     standard v2'``, or ``''`` for a set without a pin (the real sets) or a hash the registry does not name."""
-    from .standard import pinned, previous_pins
+    from .standard import pinned_version_of
 
-    pin = pinned(dataset) or {}
-    if pin.get("content_hash") == content_hash:
-        return f"standard {pin.get('standard', '?')}"
-    for version, old in previous_pins(dataset).items():
-        if old == content_hash:
-            return f"superseded standard {version}"
-    return ""
+    match = pinned_version_of(dataset, content_hash)
+    if match is None:
+        return ""
+    kind, version = match
+    return f"standard {version}" if kind == "current" else f"superseded standard {version}"
 
 
 @functools.lru_cache(maxsize=None)

@@ -109,6 +109,19 @@ def previous_pins(name: str, registry: str | os.PathLike | None = None) -> dict[
     return _previous(name, pinned(name, registry) or {})
 
 
+def pinned_version_of(name: str, content_hash: str,
+                      registry: str | os.PathLike | None = None) -> tuple[str, str] | None:
+    """Which pin of ``name`` a build's ``content_hash`` is, reading the registry once:
+    ``('current', version)``, ``('previous', version)`` for a superseded standard, or None (no pin names it)."""
+    entry = pinned(name, registry) or {}
+    if entry.get("content_hash") == content_hash:
+        return "current", str(entry.get("standard", "?"))
+    for version, old_hash in _previous(name, entry).items():
+        if old_hash == content_hash:
+            return "previous", version
+    return None
+
+
 def _previous(name: str, entry: dict[str, Any]) -> dict[str, str]:
     prev = entry.get("previous") or {}
     if not isinstance(prev, dict):

@@ -22,7 +22,7 @@ from crbench.observation import Observation
 
 from ..median import MedianDetector
 from ..unet.detector import AttentionUNetMixtureDetector
-from ..unet.weights import WEIGHTS_DIR, file_sha256
+from ..unet.weights import WEIGHTS_DIR
 from .scores import Z_MAX, Z_MIN, fuse_scores
 
 NAME = "attention-unet-mixture-median"
@@ -102,7 +102,7 @@ class MixtureMedianDetector(Detector):
         if fit is not None or net_weights is not None:  # another net or fit: what those were trained on
             self.trained_on = _trained_on(self.net.trained_on, fit_path)  # type: ignore[misc]
         self.median = MedianDetector(deriv_scale=deriv_scale)
-        net_sha = file_sha256(self.net.weights_path)[:16]
+        net_sha = self.net.params()["weights_sha256"]  # the net hashed its weight file already
         super().__init__(weight=float(weight), z_min=float(z_min), z_max=float(z_max),
                          net_weights="shipped" if net_weights is None else str(net_weights),
                          net_weights_sha256=net_sha, deriv_scale=float(deriv_scale), tile=int(tile))
