@@ -4,19 +4,50 @@ Each subcommand lives in its own module under :mod:`crbench.commands` with two f
 ``add_parser(subparsers)`` and ``run(args) -> int``; this module only dispatches and turns
 crbench errors (:class:`~crbench.errors.CRBenchError`: the user's input is at fault) into one
 clear line (a traceback only with ``--debug``). Any other exception is a bug in crbench or in a
-plugin: it keeps its traceback, followed by a line asking to report it.
+plugin: it keeps its traceback, followed by a line asking to report it. A SIGTERM (``kill``, a batch
+scheduler's time limit) unwinds like Ctrl-C, so atomic writes remove their temporary files
+(:func:`exit_cleanly_on_sigterm`), and the command exits with 143.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
+from types import FrameType
 from typing import Sequence
 
 from . import __version__
 from .errors import CRBenchError
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread when the process gets SIGTERM (exit status 128 + 15)."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def exit_cleanly_on_sigterm() -> bool:
+    """Turn SIGTERM into :class:`Terminated`, raised in the main thread, so that ``finally`` blocks and
+    :func:`crbench.atomic.atomic_path` run and no hidden temporary file is left beside its target.
+
+    Installed only from the main thread and only over the default action (an embedding program's own
+    handler is kept). Returns whether it was installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    exit_cleanly_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("crbench: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print("crbench: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
+        return int(exc.code)
     except CRBenchError as exc:
         if args.debug:
             raise

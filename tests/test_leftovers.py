@@ -2,6 +2,9 @@
 nothing is left behind by a converter build from an archive."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+import crbench.commands.demo as demo
 from crbench.cli import main
 from crbench.errors import DatasetError, FormatError
 from crbench.fitsio import read_sample, write_sample
@@ -144,3 +148,40 @@ def test_leaderboard_build_refuses_a_missing_entries_folder(tmp_path, capsys):
     line = one_error(capsys, ["leaderboard", "build", "--entries", str(tmp_path / "entries.txt")])
     assert "is not a folder" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entries.txt"]  # no README.md / index.html
+
+
+# ---------------------------------------------------------------------------- SIGTERM
+
+_TERMINATED_WRITE = """
+import os, signal, sys, time
+from crbench.atomic import atomic_path
+from crbench.cli import exit_cleanly_on_sigterm
+assert exit_cleanly_on_sigterm()
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text("half written")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # never reached when SIGTERM unwinds
+"""
+
+
+def test_sigterm_during_an_atomic_write_leaves_no_temporary(tmp_path):
+    target = tmp_path / "out" / "table.csv"
+    proc = subprocess.run([sys.executable, "-c", _TERMINATED_WRITE, str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr  # 128 + SIGTERM, a clean exit rather than death by signal
+    assert sorted(p.name for p in target.parent.iterdir()) == []  # neither the target nor its .tmp
+
+
+def test_crbench_command_exits_143_with_one_line_on_sigterm(monkeypatch, capsys):
+    def killed(args):
+        signal.raise_signal(signal.SIGTERM)
+        raise AssertionError("SIGTERM did not unwind the command")
+
+    monkeypatch.setattr(demo, "run", killed)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
+    try:
+        rc = main(["demo"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert rc == 143
+    assert capsys.readouterr().err.strip() == "crbench: terminated (SIGTERM); partial outputs removed"
