@@ -11,8 +11,8 @@ import pytest
 from crbench.dataset import Dataset
 from crbench.errors import DatasetError, DownloadError, RegistryError
 from crbench.recipes import build_dataset
-from crbench.standard import check_standard, download_standard, export_dataset, previous_pins
-from data_recipes.sim_recipes import STANDARD, split_ids
+from crbench.standard import check_standard, download_standard, export_dataset, pinned, previous_pins
+from data_recipes.sim_recipes import STANDARD, split_ids, standard_version
 
 SMALL = {"n_images": 3, "shape": (64, 64)}
 
@@ -44,6 +44,18 @@ def test_standard_profiles_meet_the_size_floor():
         n_train, n_val, n_test = prof["split_counts"]
         assert n_test * h * w >= 16e6, name
         assert n_val * h * w >= 4e6, name
+
+
+def test_every_standard_profile_is_pinned_at_its_version_and_size():
+    # a profile whose sizes moved (a new standard version) must be re-pinned with them: the packaged pin
+    # names the version the recipe records and holds as many samples as the profile's splits
+    packaged = Path(__file__).resolve().parents[1] / "crbench" / "registry" / "standard.json"
+    for name, prof in STANDARD.items():
+        pin = pinned(name, packaged)
+        assert pin is not None, name
+        assert pin["standard"] == standard_version(name), name
+        assert pin["n_samples"] == sum(prof["split_counts"]), name
+        assert pin["standard"] not in previous_pins(name, packaged), name
 
 
 def test_growing_a_standard_test_split_keeps_train_val_and_the_old_test_fields(tmp_path, monkeypatch):
