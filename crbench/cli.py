@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    exit_cleanly_on_sigterm()
+    installed = exit_cleanly_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -96,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("crbench: internal error (a bug in crbench or in a plugin, not in your input); please report "
               "it on the project's issue tracker with the traceback above", file=sys.stderr)
         return 3
+    finally:
+        if installed:  # an in-process caller (tests, notebooks) gets the default action back
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

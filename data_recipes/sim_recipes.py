@@ -111,7 +111,7 @@ def standard_version(name: str) -> str:
 #: unchanged) so that worms and blobs reach the floor of 500 test CRs; its v2 pin stays under ``previous``.
 #: ``sim-decam`` v3 (2026-12-05) grew its test split from 16 to 100 fields the same way (blobs 75 -> 520,
 #: worms 466 -> 2,680; train and val unchanged). ``sim-hst-acs-gc`` v4 (2026-12-05) grew its test split from
-#: 16 to 115 fields the same way (blobs 69 -> 500+; its v3 pin stays under ``previous``).
+#: 16 to 115 fields the same way (blobs 69 -> 500, worms 850 -> 5,692; its v3 pin stays under ``previous``).
 STANDARD: dict[str, dict[str, Any]] = {
     "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
                        "boost": "none"},

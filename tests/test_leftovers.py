@@ -181,6 +181,7 @@ def test_crbench_command_exits_143_with_one_line_on_sigterm(monkeypatch, capsys)
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
     try:
         rc = main(["demo"])
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main() gave the default action back
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert rc == 143
