@@ -24,11 +24,15 @@ from . import __version__
 from .errors import CRBenchError
 
 
+#: Exit status of a command stopped by SIGTERM (the shell's 128 + signal number).
+SIGTERM_EXIT_STATUS = 128 + int(signal.SIGTERM)
+
+
 class Terminated(SystemExit):
-    """Raised in the main thread when the process gets SIGTERM (exit status 128 + 15)."""
+    """Raised in the main thread when the process gets SIGTERM (exit status :data:`SIGTERM_EXIT_STATUS`)."""
 
     def __init__(self) -> None:
-        super().__init__(128 + signal.SIGTERM)
+        super().__init__(SIGTERM_EXIT_STATUS)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -81,9 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crbench: interrupted", file=sys.stderr)
         return 130
-    except Terminated as exc:
+    except Terminated:
         print("crbench: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
-        return int(exc.code)
+        return SIGTERM_EXIT_STATUS
     except CRBenchError as exc:
         if args.debug:
             raise
