@@ -231,4 +231,6 @@ def compare_on(dataset_name: str, a: argparse.Namespace):
     return table, morph, flat, results
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from crbench.termination import run_script
+
+    run_script(main)

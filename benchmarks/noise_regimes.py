@@ -690,4 +690,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from crbench.termination import run_script
+
+    run_script(main)

@@ -24,7 +24,6 @@ benchmarks' convention asks.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 import pandas as pd
@@ -158,4 +157,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from crbench.termination import run_script
+
+    run_script(main)

@@ -17,7 +17,6 @@ The last line is the KS statistic of the CR charge for the current preset (small
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 
@@ -64,4 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from crbench.termination import run_script
+
+    run_script(main)

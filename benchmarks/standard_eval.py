@@ -129,4 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from crbench.termination import run_script
+
+    run_script(main)

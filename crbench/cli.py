@@ -6,7 +6,7 @@ crbench errors (:class:`~crbench.errors.CRBenchError`: the user's input is at fa
 clear line (a traceback only with ``--debug``). Any other exception is a bug in crbench or in a
 plugin: it keeps its traceback, followed by a line asking to report it. A SIGTERM (``kill``, a batch
 scheduler's time limit) unwinds like Ctrl-C, so atomic writes remove their temporary files
-(:func:`exit_cleanly_on_sigterm`), and the command exits with 143.
+(:func:`crbench.termination.exit_cleanly_on_sigterm`), and the command exits with 143.
 """
 from __future__ import annotations
 
@@ -15,43 +15,14 @@ import importlib
 import pkgutil
 import signal
 import sys
-import threading
 import traceback
-from types import FrameType
 from typing import Sequence
 
 from . import __version__
 from .errors import CRBenchError
+from .termination import SIGTERM_EXIT_STATUS, Terminated, exit_cleanly_on_sigterm
 
-
-#: Exit status of a command stopped by SIGTERM (the shell's 128 + signal number).
-SIGTERM_EXIT_STATUS = 128 + int(signal.SIGTERM)
-
-
-class Terminated(SystemExit):
-    """Raised in the main thread when the process gets SIGTERM (exit status :data:`SIGTERM_EXIT_STATUS`)."""
-
-    def __init__(self) -> None:
-        super().__init__(SIGTERM_EXIT_STATUS)
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
-
-
-def exit_cleanly_on_sigterm() -> bool:
-    """Turn SIGTERM into :class:`Terminated`, raised in the main thread, so that ``finally`` blocks and
-    :func:`crbench.atomic.atomic_path` run and no hidden temporary file is left beside its target.
-
-    Installed only from the main thread and only over the default action (an embedding program's own
-    handler is kept). Returns whether it was installed.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return False
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    return True
+__all__ = ["SIGTERM_EXIT_STATUS", "Terminated", "build_parser", "exit_cleanly_on_sigterm", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

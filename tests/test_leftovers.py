@@ -2,6 +2,7 @@
 nothing is left behind by a converter build from an archive."""
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def test_leaderboard_build_refuses_a_missing_entries_folder(tmp_path, capsys):
 _TERMINATED_WRITE = """
 import os, signal, sys, time
 from crbench.atomic import atomic_path
-from crbench.cli import exit_cleanly_on_sigterm
+from crbench.termination import exit_cleanly_on_sigterm
 assert exit_cleanly_on_sigterm()
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_text("half written")
@@ -186,3 +187,59 @@ def test_crbench_command_exits_143_with_one_line_on_sigterm(monkeypatch, capsys)
         signal.signal(signal.SIGTERM, previous)
     assert rc == 143
     assert capsys.readouterr().err.strip() == "crbench: terminated (SIGTERM); partial outputs removed"
+
+
+_SCRIPT_KILLED_MID_WRITE = """
+import os, signal, sys, time
+from crbench.atomic import atomic_path
+from crbench.termination import run_script
+
+def main():
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_text("half written")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # never reached when SIGTERM unwinds
+    return 0
+
+if __name__ == "__main__":
+    run_script(main)
+"""
+
+
+def test_a_script_run_by_run_script_exits_143_with_one_line_and_no_temporary(tmp_path):
+    script = tmp_path / "long_job.py"
+    script.write_text(_SCRIPT_KILLED_MID_WRITE)
+    target = tmp_path / "out" / "table.csv"
+    proc = subprocess.run([sys.executable, str(script), str(target)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "long_job.py: terminated (SIGTERM); partial outputs removed"
+    assert sorted(p.name for p in target.parent.iterdir()) == []
+
+
+def test_run_script_exits_with_the_status_of_main():
+    from crbench.termination import run_script
+
+    with pytest.raises(SystemExit) as exc:
+        run_script(lambda: 3)
+    assert exc.value.code == 3
+
+
+def _main_block_calls_run_script(tree: ast.Module) -> bool | None:
+    """Whether the module's ``if __name__ == "__main__":`` block calls ``run_script`` (None: no such block)."""
+    for node in tree.body:
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"):
+            return any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "run_script"
+                       for n in ast.walk(node))
+    return None
+
+
+def test_every_maintainer_script_unwinds_cleanly_on_sigterm():
+    # a killed leaderboard or benchmark run must not leave temporaries beside the tables it writes
+    root = Path(__file__).resolve().parents[1]
+    scripts = [p for d in ("benchmarks", "leaderboard", "baselines") for p in sorted((root / d).rglob("*.py"))]
+    verdicts = {p.relative_to(root).as_posix(): _main_block_calls_run_script(ast.parse(p.read_text()))
+                for p in scripts}
+    with_main = {k: v for k, v in verdicts.items() if v is not None}
+    assert len(with_main) >= 20  # benchmarks, leaderboard tools, training and fitting scripts
+    assert [k for k, v in with_main.items() if not v] == []
