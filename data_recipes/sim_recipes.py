@@ -111,10 +111,13 @@ def standard_version(name: str) -> str:
 #: unchanged) so that worms and blobs reach the floor of 500 test CRs; its v2 pin stays under ``previous``.
 #: ``sim-decam`` v3 (2026-12-05) grew its test split from 16 to 100 fields the same way (blobs 75 -> 520,
 #: worms 466 -> 2,680; train and val unchanged). ``sim-hst-acs-gc`` v4 (2026-12-05) grew its test split from
-#: 16 to 115 fields the same way (blobs 69 -> 500, worms 850 -> 5,692; its v3 pin stays under ``previous``).
+#: 16 to 115 fields the same way (blobs 69 -> 500, worms 850 -> 5,692; its v3 pin stays under ``previous``),
+#: and ``sim-hst-acs-ex`` v4 (2026-12-05) from 16 to 132 fields (blobs 74 -> 507, worms 851 -> 7,277).
 STANDARD: dict[str, dict[str, Any]] = {
-    "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, 16),
-                       "boost": "none"},
+    "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
+                       "split_counts": (16, 4, 132), "standard_version": "v4",
+                       "boost": "132 test fields (116 more than the 16 of standard v3) so that its rarest class, "
+                                "blobs, reaches 500 test CRs"},
     "sim-hst-acs-gc": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
                        "split_counts": (16, 4, 115), "standard_version": "v4",
                        "boost": "115 test fields (99 more than the 16 of standard v3) so that its rarest class, "
