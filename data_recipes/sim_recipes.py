@@ -112,7 +112,8 @@ def standard_version(name: str) -> str:
 #: ``sim-decam`` v3 (2026-12-05) grew its test split from 16 to 100 fields the same way (blobs 75 -> 520,
 #: worms 466 -> 2,680; train and val unchanged). ``sim-hst-acs-gc`` v4 (2026-12-05) grew its test split from
 #: 16 to 115 fields the same way (blobs 69 -> 500, worms 850 -> 5,692; its v3 pin stays under ``previous``),
-#: and ``sim-hst-acs-ex`` v4 (2026-12-05) from 16 to 132 fields (blobs 74 -> 507, worms 851 -> 7,277).
+#: ``sim-hst-acs-ex`` v4 (2026-12-05) from 16 to 132 fields (blobs 74 -> 507, worms 851 -> 7,277), and
+#: ``sim-hst-acs-gal`` v4 (2026-12-05) from 16 to 157 fields (blobs 59 -> 503, worms 422 -> 4,664).
 STANDARD: dict[str, dict[str, Any]] = {
     "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
                        "split_counts": (16, 4, 132), "standard_version": "v4",
@@ -123,7 +124,9 @@ STANDARD: dict[str, dict[str, Any]] = {
                        "boost": "115 test fields (99 more than the 16 of standard v3) so that its rarest class, "
                                 "blobs, reaches 500 test CRs"},
     "sim-hst-acs-gal": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
-                        "split_counts": (16, 4, 16), "boost": "none"},
+                        "split_counts": (16, 4, 157), "standard_version": "v4",
+                        "boost": "157 test fields (141 more than the 16 of standard v3) so that its rarest "
+                                 "class, blobs, reaches 500 test CRs"},
     "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 900.0, "split_counts": (16, 4, 100),
                   "standard_version": "v3",
                   "boost": "900 s exposures (10x the 90 s small build) for more CRs per frame, and 100 test "
