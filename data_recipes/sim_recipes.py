@@ -114,19 +114,19 @@ def standard_version(name: str) -> str:
 #: 16 to 115 fields the same way (blobs 69 -> 500, worms 850 -> 5,692; its v3 pin stays under ``previous``),
 #: ``sim-hst-acs-ex`` v4 (2026-12-05) from 16 to 132 fields (blobs 74 -> 507, worms 851 -> 7,277), and
 #: ``sim-hst-acs-gal`` v4 (2026-12-05) from 16 to 157 fields (blobs 59 -> 503, worms 422 -> 4,664).
+def _acs_v4_profile(n_test: int) -> dict[str, Any]:
+    """An ACS set's standard v4 profile: the v3 train and val frames (16, 4) and ``n_test`` test fields, enough
+    for its rarest class, blobs, to reach 500 test CRs (counts read off 180-field builds; README)."""
+    return {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0, "split_counts": (16, 4, n_test),
+            "standard_version": "v4",
+            "boost": f"{n_test} test fields ({n_test - 16} more than the 16 of standard v3) so that its rarest "
+                     "class, blobs, reaches 500 test CRs"}
+
+
 STANDARD: dict[str, dict[str, Any]] = {
-    "sim-hst-acs-ex": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
-                       "split_counts": (16, 4, 132), "standard_version": "v4",
-                       "boost": "132 test fields (116 more than the 16 of standard v3) so that its rarest class, "
-                                "blobs, reaches 500 test CRs"},
-    "sim-hst-acs-gc": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
-                       "split_counts": (16, 4, 115), "standard_version": "v4",
-                       "boost": "115 test fields (99 more than the 16 of standard v3) so that its rarest class, "
-                                "blobs, reaches 500 test CRs"},
-    "sim-hst-acs-gal": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 1000.0,
-                        "split_counts": (16, 4, 157), "standard_version": "v4",
-                        "boost": "157 test fields (141 more than the 16 of standard v3) so that its rarest "
-                                 "class, blobs, reaches 500 test CRs"},
+    "sim-hst-acs-ex": _acs_v4_profile(132),
+    "sim-hst-acs-gc": _acs_v4_profile(115),
+    "sim-hst-acs-gal": _acs_v4_profile(157),
     "sim-decam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 900.0, "split_counts": (16, 4, 100),
                   "standard_version": "v3",
                   "boost": "900 s exposures (10x the 90 s small build) for more CRs per frame, and 100 test "
