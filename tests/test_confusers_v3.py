@@ -172,6 +172,7 @@ def test_other_confusers_at_the_standard_profile_keep_the_standard_splits(tmp_pa
 def test_flipping_the_acs_standard_confusers_makes_v3_the_standard_build(tmp_path, monkeypatch):
     # what docs/confusers_v3/README.md step 1 did, on a tiny stand-in for the standard profile
     monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v2")
+    ground_version = sim_recipes.standard_version("sim-ground-small")
     tiny = dict(sim_recipes.STANDARD["sim-hst-acs-gc"], shape=(32, 32), split_counts=(2, 1, 1))
     tiny.pop("standard_version")  # GC's own v4 (its grown test split) came after the flip
     monkeypatch.setitem(sim_recipes.STANDARD, "sim-hst-acs-gc", tiny)
@@ -179,7 +180,7 @@ def test_flipping_the_acs_standard_confusers_makes_v3_the_standard_build(tmp_pat
     assert v2_standard.card["standard"] == "v2" and "version" not in v2_standard.card["confusers"]
     monkeypatch.setattr(sim_recipes, "ACS_STANDARD_CONFUSERS", "v3")
     assert sim_recipes.standard_version("sim-hst-acs-gc") == "v3"
-    assert sim_recipes.standard_version("sim-ground-small") == "v2"
+    assert sim_recipes.standard_version("sim-ground-small") == ground_version  # not an ACS set: not moved
     v3_standard = build_dataset("sim-hst-acs-gc", tmp_path / "after", progress=False)
     assert v3_standard.card["size"] == "standard" and v3_standard.card["standard"] == "v3"
     assert v3_standard.card["confusers"]["version"] == "v3"
