@@ -96,7 +96,7 @@ def _cr_layer(rng: np.random.Generator, shape: tuple[int, int], n_crs: int):
 
 def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, Any]) -> Sample:
     """One sample: primary exposure with labelled CRs and N-1 aligned companions."""
-    shape = tuple(int(s) for s in opts["shape"])
+    shape = (int(opts["shape"][0]), int(opts["shape"][1]))
     t = float(opts["exposure_time"])
     sky = float(opts["sky_rate"]) * t
     scene, stars = _stars(rng, shape, int(opts["n_stars"]), float(opts["psf_fwhm"]), t)
@@ -123,7 +123,7 @@ def simulate_sample(rng: np.random.Generator, sample_id: str, opts: dict[str, An
             )
             table["id"] = table["id"].astype("int32")
     sources = scene > 3 * np.sqrt(sky + rn**2)
-    meta = {
+    meta: dict[str, Any] = {
         "gain": float(opts["gain"]), "read_noise": rn, "sky": sky, "exptime": t,
         "saturation": 80000.0, "instrument": "sim-basic", "pixel_scale": 0.05,
         "psf_fwhm": float(opts["psf_fwhm"]), "truth_rule": DEFAULT_RULE.name, "halo_only_crs": halo_only,

@@ -111,7 +111,10 @@ def deepcr_sample(path: Path, filt: str, prop: str, visit: str) -> Sample:
         raise FormatError(f"{path}: not a plain .npy array ({exc}); pickled arrays are refused") from exc
     if arr.ndim != 3 or arr.shape[0] not in (2, 3):
         raise FormatError(f"{path}: expected shape (3, H, W) or (2, H, W), got {arr.shape}")
-    k, j = (int(x) for x in _STAMP.match(path.name).groups())
+    stamp = _STAMP.match(path.name)
+    if stamp is None:
+        raise FormatError(f"{path}: expected a stamp file named K_J.npy")
+    k, j = (int(x) for x in stamp.groups())
     sky = None
     sky_path = path.parent / "sky.npy"
     if sky_path.exists():
@@ -254,7 +257,7 @@ def cosmic_conn_samples(path: Path, *, ignore_bits: Sequence[int] = (1, 2, 4, 8)
         labels, table = instance_table(truth, images[j] - sky)
         bits = {name: int(((ign[j] & b) != 0).sum()) for b, name in IGNORE_BITS.items()}
         fname = str(hdr.get("FILENAME", f"{path.stem}-{j}"))
-        meta = {"gain": gains[j], "read_noise": float(hdr.get("RDNOISE", 0.0)), "sky": sky,
+        meta: dict[str, Any] = {"gain": gains[j], "read_noise": float(hdr.get("RDNOISE", 0.0)), "sky": sky,
                 "exptime": float(hdr.get("EXPTIME", 0.0)),
                 "saturation": float(hdr.get("SATURATE", np.inf)) * gains[j],
                 "maxlin": float(hdr.get("MAXLIN", np.inf)) * gains[j], "instrument": fname.split("-")[0],

@@ -255,7 +255,7 @@ def simulate_ramp(rng: np.random.Generator, rate: np.ndarray, preset: Instrument
         tk, hk = apply_truth_rule(sig, present & (jump_q[k] >= LABEL_FLOOR_E), rule)
         jumps[k] = tk
         halo |= hk
-    truth = jumps.any(axis=0)
+    truth = np.asarray(jumps.any(axis=0))
     first_read = reads[0, 0]
     inst = cr.instances
     early = inst["id"].to_numpy()[inst["time"].to_numpy(dtype=float) * readout.total_time < first_read] \

@@ -525,6 +525,8 @@ def simulate_sample_with_truth(rng: np.random.Generator, sample_id: str, preset:
             halo_only = int(np.count_nonzero(halo_ids))
             sim_truth = SimulatedTruth(significance=significance, present=present, layer=cr,
                                        noise_sigma=noise_sigma)
+    if sim_truth is None:  # unreachable: n_exposures >= 1 is checked above and exposure 0 sets it
+        raise CRBenchError(f"sample {sample_id!r}: no primary exposure was simulated")
     meta: dict[str, Any] = p.meta()
     meta.update({
         "sky": float(p.sky_rate * t), "dark": float(p.dark_rate * t), "exptime": t, "field": field,

@@ -82,7 +82,7 @@ def register_series(frames: np.ndarray, *, reference: int | None = None, static:
     return shifts.astype(np.float32).astype(np.float64)
 
 
-def shift_image(img: np.ndarray, shift: Sequence[float], *, order: int = 1) -> np.ndarray:
+def shift_image(img: np.ndarray, shift: Sequence[float] | np.ndarray, *, order: int = 1) -> np.ndarray:
     """``img`` moved by ``shift`` (dy, dx); pixels coming from outside are NaN."""
     img = np.asarray(img, np.float32)
     if np.allclose(shift, 0):

@@ -3,6 +3,8 @@ frames, and the instance table and morphology of the labelled CRs."""
 from __future__ import annotations
 
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -159,6 +161,7 @@ def instance_table(cr: np.ndarray, deviation: np.ndarray, saturated: np.ndarray 
 
 def classify_morphology(labels: np.ndarray, n: int, saturated: np.ndarray | None = None) -> list[str]:
     """Geometric class of each instance (docs/physics.md#morphology-rules), with :func:`crbench.morphology.classify_instances`."""
+    classify_instances: Callable[..., dict[int, str]] | None
     try:
         from crbench.morphology import classify_instances
     except ImportError:  # the shared classifier is optional; fall back to the rules below
