@@ -113,7 +113,11 @@ def pinned_version_of(name: str, content_hash: str,
                       registry: str | os.PathLike | None = None) -> tuple[str, str] | None:
     """Which pin of ``name`` a build's ``content_hash`` is, reading the registry once:
     ``('current', version)``, ``('previous', version)`` for a superseded standard, or None (no pin names it)."""
-    entry = pinned(name, registry) or {}
+    return _pin_naming(name, pinned(name, registry) or {}, content_hash)
+
+
+def _pin_naming(name: str, entry: dict[str, Any], content_hash: str) -> tuple[str, str] | None:
+    """:func:`pinned_version_of` on a registry ``entry`` already read."""
     if entry.get("content_hash") == content_hash:
         return "current", str(entry.get("standard", "?"))
     for version, old_hash in _previous(name, entry).items():
@@ -138,11 +142,11 @@ def check_standard(dataset: Any, registry: str | os.PathLike | None = None) -> S
     """
     card = dataset.card
     pin = pinned(dataset.name, registry)       # the registry is read once per check
-    for version, old_hash in _previous(dataset.name, pin or {}).items():
-        if old_hash == dataset.content_hash:
-            return StandardCheck("previous", f"{dataset.name}: matches the superseded standard {version} "
-                                             f"({dataset.content_hash[:12]}); the current standard is "
-                                             f"{(pin or {}).get('standard')}, which the leaderboard requires")
+    which = _pin_naming(dataset.name, pin or {}, dataset.content_hash)
+    if which is not None and which[0] == "previous":
+        return StandardCheck("previous", f"{dataset.name}: matches the superseded standard {which[1]} "
+                                         f"({dataset.content_hash[:12]}); the current standard is "
+                                         f"{(pin or {}).get('standard')}, which the leaderboard requires")
     if card.get("size") != "standard":
         return StandardCheck("not-standard", f"{dataset.name}: a {card.get('size', 'non-standard')} build, not "
                                              "the standard size; it never enters the leaderboard")
