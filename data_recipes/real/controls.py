@@ -139,7 +139,8 @@ def estimate_noise_pixels(cube_adu: np.ndarray) -> NoiseModel:
             ys.append(float(np.median(var[sel])) / unbias)
             counts.append(int(sel.sum()))
     mode = int(np.argmax(counts)) if counts else 0
-    method: dict[str, Any] = {"gain_source": "fallback 1.0 (the photon-transfer slope above the sky level is not significant)"}
+    method: dict[str, Any] = {
+        "gain_source": "fallback 1.0 (the photon-transfer slope above the sky level is not significant)"}
     gain = 1.0
     # sky and brighter: pixels below the sky level are dominated by defects (noisier than the sky)
     xs_up, ys_up = xs[mode:], ys[mode:]
@@ -175,9 +176,10 @@ def build_kast_biases(out: Path, *, progress: bool = True, **options: Any) -> Da
     for i, n in enumerate(names):
         sid = f"kast-{n.split('.')[0]}"
         others = np.stack([cube_e[j] for j in range(3) if j != i])
-        meta: dict[str, Any] = {"gain": KAST_GAIN, "read_noise": KAST_READ_NOISE, "sky": 0.0, "exptime": 0.0,
-                "saturation": float(65535 * KAST_GAIN), "instrument": "Lick Kast blue", "pixel_scale": 0.43,
-                "psf_fwhm": 2.0, "source_file": n, "label_confidence": "negative control"}
+        meta: dict[str, Any] = {
+            "gain": KAST_GAIN, "read_noise": KAST_READ_NOISE, "sky": 0.0, "exptime": 0.0,
+            "saturation": float(65535 * KAST_GAIN), "instrument": "Lick Kast blue", "pixel_scale": 0.43,
+            "psf_fwhm": 2.0, "source_file": n, "label_confidence": "negative control"}
         samples.append(_negative_sample(sid, cube_e[i], others, cand[i].copy(), meta,
                                         saturation_dqmask(cube_e[i], meta["saturation"])))
         ids.append(sid)

@@ -257,11 +257,12 @@ def cosmic_conn_samples(path: Path, *, ignore_bits: Sequence[int] = (1, 2, 4, 8)
         labels, table = instance_table(truth, images[j] - sky)
         bits = {name: int(((ign[j] & b) != 0).sum()) for b, name in IGNORE_BITS.items()}
         fname = str(hdr.get("FILENAME", f"{path.stem}-{j}"))
-        meta: dict[str, Any] = {"gain": gains[j], "read_noise": float(hdr.get("RDNOISE", 0.0)), "sky": sky,
-                "exptime": float(hdr.get("EXPTIME", 0.0)),
-                "saturation": float(hdr.get("SATURATE", np.inf)) * gains[j],
-                "maxlin": float(hdr.get("MAXLIN", np.inf)) * gains[j], "instrument": fname.split("-")[0],
-                "source_file": path.name, "frame": j, "ignore_bit_counts": bits, "ignore_bits": list(ignore_bits)}
+        meta: dict[str, Any] = {
+            "gain": gains[j], "read_noise": float(hdr.get("RDNOISE", 0.0)), "sky": sky,
+            "exptime": float(hdr.get("EXPTIME", 0.0)),
+            "saturation": float(hdr.get("SATURATE", np.inf)) * gains[j],
+            "maxlin": float(hdr.get("MAXLIN", np.inf)) * gains[j], "instrument": fname.split("-")[0],
+            "source_file": path.name, "frame": j, "ignore_bit_counts": bits, "ignore_bits": list(ignore_bits)}
         others = [images[i] for i in range(n) if i != j]
         # instrument mask: saturated pixels (SATURATE header) and the no-data bit; the other IGNORE
         # bits (alignment boundary, sources, hot-or-single) come from the labelling, not the instrument

@@ -198,7 +198,7 @@ def build(out: Path, *, progress: bool = True, **options: Any) -> Dataset:
                        "ignore; the pasted charge carries the source frame's noise"}
     prov = [p for p in provenance(DOWNLOAD) if p["file"] in set(names)]
     params: dict[str, Any] = {"n_frames": len(names), "exposures": int(opts["exposures"]), "seed": int(opts["seed"]),
-              "per_frame": int(opts["per_frame"])}
+                              "per_frame": int(opts["per_frame"])}
     if on_sources > 0:  # default builds keep the parameters (and card) they always had
         params["on_sources"] = on_sources
         extra["on_sources_rule"] = ("a share on_sources of each frame's footprints pasted wholly on labelled "

@@ -35,8 +35,9 @@ from .labelling import EIGHT, LabelParams, border_mask, instance_table, seeds_an
 
 NAME = "kast-science"
 FRAMES = {"b27.fits.gz": 1200.0, "b24.fits.gz": 30.0}
-PROCEDURE: dict[str, Any] = {"model": "max(median 1x15 along rows, median 15x1 along columns)", "seed_snr": 5.0, "grow_snr": 2.5,
-             "grow_iterations": 5, "confident_snr": 10.0, "feature_snr": 20.0, "border": 4, "window": 15}
+PROCEDURE: dict[str, Any] = {"model": "max(median 1x15 along rows, median 15x1 along columns)", "seed_snr": 5.0,
+                              "grow_snr": 2.5, "grow_iterations": 5, "confident_snr": 10.0, "feature_snr": 20.0,
+                              "border": 4, "window": 15}
 
 
 def single_frame_labels(image_e: np.ndarray, read_noise: float, *, saturation: float = np.inf,

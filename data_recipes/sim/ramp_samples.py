@@ -51,7 +51,7 @@ def simulate_ramp_sample(rng: np.random.Generator, sample_id: str, preset: "Inst
     cr = add_showers(rng, cr, shower_rate * shape[0] * shape[1] / 2048**2, readout, diff_sigma)
     sim = simulate_ramp(rng, rate, p, cr, readout, rule)
     fit: dict[str, Any] = dict(read_noise=p.read_noise, group_time=readout.group_time, frame_time=readout.frame_time,
-               nframes=readout.nframes, groupgap=readout.groupgap, saturation=full_well(p) - p.gain)
+                               nframes=readout.nframes, groupgap=readout.groupgap, saturation=full_well(p) - p.gain)
     image = (fit_rate(sim.groups, **fit) * t_eff).astype(np.float32)
     clean = (fit_rate(sim.groups - sim.cr_groups.astype(np.float32), **fit) * t_eff).astype(np.float32)
     labels = np.where(sim.truth, cr.labels, 0).astype(np.int32)
