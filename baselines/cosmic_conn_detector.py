@@ -20,7 +20,7 @@ itself); ``ground_imaging`` (LCO imagers, default), ``NRES`` (LCO spectrograph) 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class CosmicCoNNDetector(Detector):
         # pad to a multiple of 16 (its last h%16 rows / w%16 cols are never predicted) and to at
         # least one stamp
         ph, pw = max((-h) % 16, 16 - h if h < 16 else 0), max((-w) % 16, 16 - w if w < 16 else 0)
-        mode = "reflect" if (h > ph and w > pw) else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if (h > ph and w > pw) else "edge"
         padded = np.pad(img, ((0, ph), (0, pw)), mode=mode) if (ph or pw) else img
         padded = np.nan_to_num(padded, nan=float(np.nanmedian(padded)))
         try:

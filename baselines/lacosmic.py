@@ -93,7 +93,7 @@ class LACosmicDetector(SweepDetector):
         sky = obs.meta.get("sky")
         inbkg = None
         if sky is not None and np.isscalar(sky) and np.isfinite(sky):
-            inbkg = np.full(data.shape, float(sky) / gain, dtype=np.float32)
+            inbkg = np.full(data.shape, float(sky) / gain, dtype=np.float32)  # type: ignore[arg-type]  # a finite scalar
         inmask = obs.bad_pixels(INMASK_BITS)
         if inmask is not None and not inmask.any():
             inmask = None

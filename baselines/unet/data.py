@@ -420,7 +420,7 @@ class PatchSampler:
         self.datasets = [self.dataset] if isinstance(self.dataset, Dataset) else list(self.dataset)
         if not self.datasets:
             raise DatasetError("patch sampler: no dataset given")
-        self.last_regimes: list[dict[str, float]] = []
+        self.last_regimes: list[dict[str, Any]] = []
         self._groups: list[list[int]] = []
         self._p: list[np.ndarray] = []
         for g, dataset in enumerate(self.datasets):
@@ -453,7 +453,8 @@ class PatchSampler:
         if pad_h or pad_w:
             arrays = [np.pad(a, ((0, pad_h), (0, pad_w)), mode="reflect") for a in arrays[:1]] + \
                      [np.pad(a, ((0, pad_h), (0, pad_w)), mode="constant") for a in arrays[1:]]
-        return _Item(*arrays, center=c, scale=s, sample_id=sample.id, group=group, gain=gain,
+        image, truth, valid, weight = arrays
+        return _Item(image, truth, valid, weight, center=c, scale=s, sample_id=sample.id, group=group, gain=gain,
                      read_noise=read_noise, sky=sky, level=level)
 
     def dataset_names(self) -> list[str]:

@@ -92,7 +92,7 @@ class _TrainedUNetDetector(Detector):
             torch.set_num_threads(int(self.threads))
         try:
             with torch.no_grad():
-                logits = predict_logits(self.model, x, tile=self._params["tile"])
+                logits = predict_logits(self.model, x, tile=self._params["tile"])  # type: ignore[arg-type]  # the fused UNet
         finally:
             if self.threads:
                 torch.set_num_threads(prev)

@@ -9,6 +9,7 @@ rounding everywhere: there are no seams.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ def _pad_to_alignment(x: np.ndarray, align: int) -> np.ndarray:
     ph, pw = (-h) % align, (-w) % align
     if not (ph or pw):
         return x
-    mode = "reflect" if (h > ph and w > pw) else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if (h > ph and w > pw) else "edge"
     return np.pad(x, ((0, ph), (0, pw)), mode=mode)
 
 

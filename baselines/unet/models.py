@@ -189,10 +189,13 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
         for a, b in zip(names, names[1:]):
             conv, bn = module._modules[a], module._modules[b]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                running_mean, running_var = bn.running_mean, bn.running_var
+                if running_mean is None or running_var is None:
+                    raise ValueError(f"fuse_batchnorm: {b!r} keeps no running statistics; cannot fold it")
+                scale = bn.weight / torch.sqrt(running_var + bn.eps)
                 conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                new_bias = (bias - bn.running_mean) * scale + bn.bias
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(running_mean)
+                new_bias = (bias - running_mean) * scale + bn.bias
                 if conv.bias is None:
                     conv.bias = nn.Parameter(new_bias)
                 else:

@@ -98,7 +98,7 @@ def load_validation(dataset: Dataset | Sequence[Dataset], split: str, crop: int,
     """
     if not isinstance(dataset, Dataset):
         return [v for d in dataset for v in load_validation(d, split, crop, max_images, normalization)]
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     for k, sample in enumerate(dataset.iter_samples(split, load_companions=False)):
         if k >= max_images:
             break
@@ -328,9 +328,10 @@ def train_model(arch: str, dataset: Dataset | str | Path | Sequence[Dataset | st
                           if hp[k] != DEFAULT_HP[k])
                 + (f" --name {name}" if name != DETECTOR_FOR_ARCH[arch] else ""))
     weight = 1.0 / len(datasets)
-    listed = [{"name": d.name, "content_hash": d.content_hash, "weight": weight, "n_train": len(d.ids(split)),
-               "n_val_used": len(v), "recipe": d.card.get("recipe"), "recipe_parameters": d.card.get("parameters")}
-              for d, v in zip(datasets, val_per_dataset)]
+    listed: list[dict[str, Any]] = [
+        {"name": d.name, "content_hash": d.content_hash, "weight": weight, "n_train": len(d.ids(split)),
+         "n_val_used": len(v), "recipe": d.card.get("recipe"), "recipe_parameters": d.card.get("parameters")}
+        for d, v in zip(datasets, val_per_dataset)]
     if len(datasets) == 1:
         training_data = {"dataset": datasets[0].name, "content_hash": datasets[0].content_hash, "split": split,
                          "val_split": val_split, "n_train": listed[0]["n_train"],
