@@ -155,3 +155,12 @@ def test_converter_recipes_registered_with_real_urls(tmp_path, monkeypatch):
     ds = build_dataset("deepcr-acswfc", tmp_path / "x", progress=False, source=str(tmp_path / "src"))
     assert len(ds) == 10
     assert ds.card["provenance"][0]["origin"].startswith("https://zenodo.org/record/4295902/files/")
+
+
+def test_a_deepcr_stamp_whose_name_does_not_parse_is_a_format_error(tmp_path):
+    from data_recipes.real.converters import deepcr_sample
+
+    path = tmp_path / "stamp.npy"
+    np.save(path, np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(FormatError, match="stamp.npy: expected a stamp file named K_J.npy"):
+        deepcr_sample(path, "F606W", "10595", "07")

@@ -192,6 +192,12 @@ def test_batchnorm_fusion_preserves_output():
     assert torch.allclose(ref, out, atol=1e-4)
 
 
+def test_batchnorm_fusion_refuses_a_batchnorm_without_running_statistics():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, track_running_stats=False))
+    with torch.no_grad(), pytest.raises(ValueError, match="no running statistics"):
+        fuse_batchnorm(model.eval())
+
+
 # ----------------------------------------------------------------------------- tiling
 @pytest.mark.parametrize("arch, levels", [("attention-unet", 3), ("deepcr-2-32", 2), ("unet-nogate", 4)])
 def test_tiled_equals_untiled_everywhere(arch, levels):
