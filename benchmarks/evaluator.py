@@ -29,6 +29,8 @@ Usage::
 """
 from __future__ import annotations
 
+from typing import cast
+
 import argparse
 import sys
 import time
@@ -83,7 +85,7 @@ def make_case(n_images: int, size: int, seed: int = 0):
         scores[i] = 1.0 / (1.0 + np.exp(-logit))
         samples.append(Sample(id=f"img{i}", image=image, truth=truth, ignore=None, labels=labels, instances=inst,
                               sources=sources, meta={"sky": 300.0, "read_noise": 5.0, "psf_fwhm": 2.2}))
-    truth_all = np.stack([s.truth for s in samples])
+    truth_all = np.stack([cast(np.ndarray, s.truth) for s in samples])
     return scores, truth_all, samples
 
 

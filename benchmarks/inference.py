@@ -17,6 +17,8 @@ then runs the main comparison.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import multiprocessing as mp
 import resource
@@ -60,7 +62,7 @@ def _worker(which: str, size: int, repeats: int, threads: int, weights: str | No
     if which == "deepcr":
         from baselines.deepcr_detector import DeepCRDetector
 
-        det = DeepCRDetector(model="ACS-WFC", patch=256)
+        det: Any = DeepCRDetector(model="ACS-WFC", patch=256)
         run = det.probability
     else:
         from baselines.unet.detector import AttentionUNetDetector

@@ -24,6 +24,8 @@ Usage::
 """
 from __future__ import annotations
 
+from typing import Any
+
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     needed = sorted({(i, d.niter_at(s)) for d in variants for i, s in enumerate(steps)})
     binning = Binning.for_range((0.0, float(len(steps))), integer=True)
     conv = resolve_conventions()
-    pos = {k: 0 for k in range(len(variants))}
-    neg = {k: 0 for k in range(len(variants))}
+    pos: dict[int, Any] = {k: 0 for k in range(len(variants))}  # summed histograms (arrays) per variant
+    neg: dict[int, Any] = {k: 0 for k in range(len(variants))}
     secs = {k: 0.0 for k in range(len(variants))}
     mpix = 0.0
     for sid in ids:
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             times[i, k] = time.process_time() - t0
         for j, d in enumerate(variants):
             picks = [(i, d.niter_at(s)) for i, s in enumerate(steps)]
-            score = np.sum([masks[pk] for pk in picks], axis=0, dtype=np.float32)
+            score = np.asarray(np.sum([masks[pk] for pk in picks], axis=0, dtype=np.float32))
             rec = evaluate_sample(_Fixed(score, len(steps)), sample, binning, conv)
             pos[j] = pos[j] + rec.pos
             neg[j] = neg[j] + rec.neg

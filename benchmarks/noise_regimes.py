@@ -73,7 +73,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # One native thread per library unless the user set them: astroscrappy's and torch's OpenMP runtimes in one
 # process oversubscribe a small or shared machine (set before either loads; as tests/conftest.py does).
@@ -100,7 +100,7 @@ HEADLINE_COMPANIONS = "attention-unet-mixture-median"
 HEADLINES = (HEADLINE, HEADLINE_COMPANIONS)
 DEFAULT_GRID = {"read_noise": (2.0, 10.0, 40.0, 100.0), "sky": (1.0, 100.0, 10000.0), "gain": (0.5, 4.0, 20.0)}
 QUICK_GRID = {"read_noise": (5.0, 40.0), "sky": (10.0, 1000.0), "gain": (1.0, 8.0)}
-QUICK = {"crop": (96, 128), "n_backgrounds": 2, "rate_scale": 60.0}
+QUICK: dict[str, Any] = {"crop": (96, 128), "n_backgrounds": 2, "rate_scale": 60.0}
 EXPTIME = 60.0
 ADC_MAX = 65535.0
 N_COMPANIONS = 2
@@ -439,7 +439,7 @@ def score_cell(samples: Sequence[Sample], detectors: dict[str, Any], cell: Cell,
     res = crbench.evaluate(list(detectors.values()), ds, split="test", operating_split=None, per_cr=False,
                            sources=False, bootstrap=int(bootstrap), progress=False)
     rows = []
-    n_truth = int(sum(int(s.truth.sum()) for s in samples))
+    n_truth = int(sum(int(np.count_nonzero(cast(np.ndarray, s.truth))) for s in samples))
     table = res.table
     if len(table) != len(detectors):
         raise CRBenchError(f"cell {cell.name}: {len(table)} result rows for {len(detectors)} detectors")

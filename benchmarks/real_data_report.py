@@ -23,6 +23,8 @@ benchmarks' convention asks.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 
 import numpy as np
@@ -48,7 +50,7 @@ def _dataset(name: str, n_images: int | None):
 
     if (out / "dataset.json").exists():
         return Dataset.open(out)
-    opts = {"n_images": n_images} if name.startswith("microobs") else {}
+    opts: dict[str, Any] = {"n_images": n_images} if name.startswith("microobs") else {}
     return build_dataset(name, out, progress=False, **opts)
 
 

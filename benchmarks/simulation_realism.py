@@ -27,6 +27,8 @@ under the default truth rule.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import sys
 import time
@@ -73,7 +75,7 @@ def hst_realism(size: int, seed: int, rules: tuple[TruthRule, ...] = (DEFAULT_RU
     return out
 
 
-def decam_tracks(seed: int, rule: TruthRule = DEFAULT_RULE) -> dict[str, float]:
+def decam_tracks(seed: int, rule: TruthRule = DEFAULT_RULE) -> dict[str, Any]:
     p = get_preset("decam")
     p = p.with_(electron_rate=0.0, alpha_rate=0.0, muon_rate=p.muon_rate * 30)  # muons only, more of them
     shape, t = (1024, 1024), 300.0
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     lo, hi = HANDBOOK_HIT_FRACTION
-    h = None
+    h: dict[str, Any] | None = None
     for label, changes in (("preset (11 um, 6 um; tuned, unsourced)", {}),
                            ("docs/physics.md#instrument-presets starting values (15 um, 4 um)", {"thickness_um": 15.0,
                                                                         "diffusion_sigma_um": 4.0})):
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generation speed, {args.size}x{args.size} HST-like sample with 3 exposures: {ours:.2f} Mpix/s wall, "
           f"{ours_cpu:.2f} Mpix/s per CPU second (toy simulator data_recipes.basic, same frame: {ref:.2f} Mpix/s "
           f"wall; ratio {ours / ref:.2f})")
+    if h is None:  # hst_realism yields one row per truth rule
+        raise RuntimeError("simulation_realism: the HST preset gave no realism row")
     print(f"realism_hit_fraction_ratio: {h['hit_fraction'] / (0.5 * (lo + hi)):.3f}")
     return 0
 

@@ -18,6 +18,8 @@ Usage::
 """
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import sys
 import time
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         for rule in RULES:
             for halo in ("ignore", "negative"):
                 conv = Conventions(halo=halo)
-                pos = neg = 0
+                pos: Any = 0  # summed histograms
+                neg: Any = 0
                 for score, (sample, st) in zip(scores, pairs):
                     p, n = sample_histograms(score, relabel(sample, st, rule), binning, conv)
                     pos, neg = pos + p, neg + n
