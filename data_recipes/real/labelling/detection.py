@@ -2,13 +2,11 @@
 frames, and the instance table and morphology of the labelled CRs."""
 from __future__ import annotations
 
-
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from crbench.morphology import classify_instances
 from crbench.truth import apply_truth_rule, present_from_seeds
 
 from .params import EIGHT, LabelParams
@@ -161,44 +159,8 @@ def instance_table(cr: np.ndarray, deviation: np.ndarray, saturated: np.ndarray 
 
 def classify_morphology(labels: np.ndarray, n: int, saturated: np.ndarray | None = None) -> list[str]:
     """Geometric class of each instance (docs/physics.md#morphology-rules), with :func:`crbench.morphology.classify_instances`."""
-    classify_instances: Callable[..., dict[int, str]] | None
-    try:
-        from crbench.morphology import classify_instances
-    except ImportError:  # the shared classifier is optional; fall back to the rules below
-        classify_instances = None
-    if classify_instances is not None:
-        sat_map = None
-        if saturated is not None and np.any(saturated):
-            sat_map = np.isin(labels, np.flatnonzero(saturated) + 1)
-        out = classify_instances(labels, sat_map)
-        return [str(out.get(i, "spot")) for i in range(1, n + 1)]
-    return [_classify_one(labels == i, bool(saturated[i - 1]) if saturated is not None else False)
-            for i in range(1, n + 1)] if n < 5000 else ["spot"] * n
-
-
-def _classify_one(mask: np.ndarray, saturated: bool) -> str:
-    ys, xs = np.nonzero(mask)
-    a = ys.size
-    if a == 0:
-        return "spot"
-    pts = np.stack([ys, xs], 1).astype(float)
-    d = pts[:, None, :] - pts[None, :, :] if a <= 400 else None
-    length = float(np.sqrt((d ** 2).sum(-1)).max()) + 1 if d is not None else float(np.hypot(np.ptp(ys), np.ptp(xs))) + 1
-    if a >= 2:
-        cov = np.cov(pts.T) + np.eye(2) * 1e-3
-        ev = np.sort(np.linalg.eigvalsh(cov))
-        elong = float(np.sqrt(ev[1] / ev[0]))
-        centred = pts - pts.mean(0)
-        axis = np.linalg.eigh(cov)[1][:, 1]
-        perp = float(np.sqrt(np.mean((centred @ np.array([-axis[1], axis[0]])) ** 2)))
-    else:
-        elong, perp = 1.0, 0.0
-    if (saturated and a >= 20) or (a >= 20 and elong <= 1.5):
-        return "blob"
-    if length <= 3 or (length <= 5 and elong < 2):
-        return "spot"
-    if perp <= 0.9 and elong >= 2:
-        return "track"
-    if length > 5:
-        return "worm"
-    return "spot"
+    sat_map = None
+    if saturated is not None and np.any(saturated):
+        sat_map = np.isin(labels, np.flatnonzero(saturated) + 1)
+    out = classify_instances(labels, sat_map)
+    return [str(out.get(i, "spot")) for i in range(1, n + 1)]
