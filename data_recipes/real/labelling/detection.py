@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from crbench.morphology import classify_instances
 from crbench.truth import apply_truth_rule, present_from_seeds
 
 from .params import EIGHT, LabelParams
@@ -159,6 +158,8 @@ def instance_table(cr: np.ndarray, deviation: np.ndarray, saturated: np.ndarray 
 
 def classify_morphology(labels: np.ndarray, n: int, saturated: np.ndarray | None = None) -> list[str]:
     """Geometric class of each instance (docs/physics.md#morphology-rules), with :func:`crbench.morphology.classify_instances`."""
+    from crbench.morphology import classify_instances  # here, not at import: it loads scikit-image
+
     sat_map = None
     if saturated is not None and np.any(saturated):
         sat_map = np.isin(labels, np.flatnonzero(saturated) + 1)
