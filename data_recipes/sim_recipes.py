@@ -17,7 +17,10 @@ Options (all recipes): ``n_images``, ``shape`` (H, W), ``exposures``, ``exposure
 standard v3: v2 plus a sharp, diffraction-limited PSF core and residual CTE trails with the crowding
 retuned, :func:`data_recipes.sim.presets.with_confusers`; ``v2`` rebuilds the previous standard, as a custom
 build with its old content hash). Each sample draws from its own generator
-``default_rng([seed, index])``, so the same seed gives the same files and content hash.
+``default_rng([seed, index])``, so the same seed gives the same files and content hash. A standard
+profile may end its test split with a block of longer exposures (``long_exposure``: first sample index
+and exposure time; the standard ``sim-ground-small``'s rare blobs), recorded in the card's parameters;
+asking for another ``exposure_time`` gives every sample that one.
 """
 from __future__ import annotations
 
@@ -115,7 +118,9 @@ def standard_version(name: str) -> str:
 #: ``sim-hst-acs-ex`` v4 (2026-12-05) from 16 to 132 fields (blobs 74 -> 507, worms 851 -> 7,277), and
 #: ``sim-hst-acs-gal`` v4 (2026-12-05) from 16 to 157 fields (blobs 59 -> 503, worms 422 -> 4,664).
 #: ``sim-ground-small`` v3 (2026-12-05) grew its test split from 50 to 530 fields the same way (tracks
-#: 143 -> 1,532, worms 35 -> 505; its blobs, 2 -> 32, stay under the floor; train and val unchanged).
+#: 143 -> 1,532, worms 35 -> 505; its blobs, 2 -> 32, stayed under the floor; train and val unchanged), and
+#: its v4 (2026-12-05) appended 160 test fields of 12,000 s (``long_exposure``; blobs 32 -> 521) so that
+#: blobs reach the floor too: the first 593 samples are v3's (whose pin stays under ``previous``).
 def _acs_v4_profile(n_test: int) -> dict[str, Any]:
     """An ACS set's standard v4 profile: the v3 train and val frames (16, 4) and ``n_test`` test fields, enough
     for its rarest class, blobs, to reach 500 test CRs (counts read off 180-field builds; README)."""
@@ -135,10 +140,14 @@ STANDARD: dict[str, dict[str, Any]] = {
                            "fields (84 more than the other sets) so that its rarest classes, blobs and worms, "
                            "reach 500 test CRs"},
     "sim-ground-small": {"shape": (500, 650), "exposures": 3, "exposure_time": 600.0, "cr_rate_scale": 5.0,
-                         "split_counts": (50, 13, 530), "standard_version": "v3",
+                         "split_counts": (50, 13, 690), "standard_version": "v4",
+                         "long_exposure": (593, 12000.0),
                          "boost": "600 s exposures (10x the 60 s small build), CR rate x5 over the sea-level "
-                                  "muon rate, and 530 test fields (480 more than the 50 of standard v2) so that "
-                                  "tracks and worms reach 500 test CRs (blobs, 0.1% of its CRs, do not)"},
+                                  "muon rate, 530 test fields of 600 s (480 more than the 50 of standard v2) so "
+                                  "that tracks and worms reach 500 test CRs, and 160 more test fields of 12,000 s "
+                                  "(samples 593 on; 20x longer, 200x the real 60 s frames) so that blobs, "
+                                  "0.13% of the 600 s frames' CRs and mostly alpha hits that the sky lifts to "
+                                  "saturation, reach 500 test CRs"},
     "sim-jwst-nircam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 300.0,
                         "split_counts": (16, 4, 26), "standard_version": "v3",
                         "boost": "26 test fields (10 more than the other sets) so that its rarest classes, worms "
@@ -198,6 +207,10 @@ def make_builder(name: str):
         profile = dict(STANDARD[name]) if size == "standard" else dict(defaults)
         counts = profile.pop("split_counts", None)
         boost = profile.pop("boost", "none")
+        # (first sample index, exposure time): the samples from that index on are longer exposures
+        long_block = profile.pop("long_exposure", None)
+        if long_block is not None and given.get("exposure_time", profile["exposure_time"]) != profile["exposure_time"]:
+            long_block = None  # another exposure time asked for: every sample's
         profile.pop("standard_version", None)  # recorded through standard_version(name)
         if counts is not None:
             profile["n_images"] = int(sum(counts))
@@ -218,11 +231,16 @@ def make_builder(name: str):
         # filled while the samples are written; write_dataset reads ``extra`` after the last one
         rule_card = {**TRUTH_RULE.to_dict(), "halo_only_crs_dropped": 0}
 
+        def exposure_time(i: int) -> float:
+            if long_block is not None and i >= long_block[0]:
+                return float(long_block[1])
+            return float(opts["exposure_time"])
+
         def samples():
             for i, sid in enumerate(ids):
                 rng = np.random.default_rng([seed, i])
                 s = simulate_sample(rng, sid, preset, field=field, shape=opts["shape"],
-                                    exptime=opts["exposure_time"], n_exposures=opts["exposures"],
+                                    exptime=exposure_time(i), n_exposures=opts["exposures"],
                                     ramp=preset.ramp_groups > 0, rule=TRUTH_RULE)
                 s.meta["preset"] = preset_name
                 rule_card["halo_only_crs_dropped"] += int(s.meta.get("halo_only_crs", 0))
@@ -230,6 +248,8 @@ def make_builder(name: str):
 
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}
         params.update({"preset": preset_name, "field": field, "size": size})
+        if long_block is not None and opts["n_images"] > long_block[0]:
+            params["long_exposure"] = {"from_sample": int(long_block[0]), "exposure_time": float(long_block[1])}
         if confusers != "v2":  # v2 builds keep the parameters (and cards) they always had
             params["confusers"] = confusers
         size_card = {"size": size, "standard": standard_version(name) if size == "standard" else None,

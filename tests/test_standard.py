@@ -82,6 +82,35 @@ def test_growing_a_standard_test_split_keeps_train_val_and_the_old_test_fields(t
     assert again.card["size"] == "custom" and again.content_hash == before.content_hash
 
 
+def test_a_long_exposure_block_changes_only_the_samples_from_its_first_index(tmp_path, monkeypatch):
+    # what sim-ground-small v4 did: test fields of a longer exposure appended after the earlier samples
+    from data_recipes import sim_recipes
+
+    tiny = {k: v for k, v in sim_recipes.STANDARD["sim-ground-small"].items() if k != "long_exposure"}
+    tiny["shape"] = (40, 52)
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-ground-small", {**tiny, "split_counts": (2, 1, 1)})
+    before = build_dataset("sim-ground-small", tmp_path / "before", progress=False)
+    assert "long_exposure" not in before.card["parameters"]
+    monkeypatch.setitem(sim_recipes.STANDARD, "sim-ground-small",
+                        {**tiny, "split_counts": (2, 1, 3), "long_exposure": (4, 6000.0)})
+    after = build_dataset("sim-ground-small", tmp_path / "after", progress=False)
+    assert after.card["size"] == "standard"
+    assert after.card["parameters"]["long_exposure"] == {"from_sample": 4, "exposure_time": 6000.0}
+    t = tiny["exposure_time"]
+    assert [after.load(sid).meta["exptime"] for sid in after.ids()] == [t] * 4 + [6000.0] * 2
+    long_sky = after.load(after.ids()[-1]).meta["sky"]
+    assert long_sky == pytest.approx(after.load(after.ids()[0]).meta["sky"] * 6000.0 / t)
+    for sid in before.ids():
+        a, b = before.load(sid), after.load(sid)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.truth, b.truth), sid
+    # the earlier samples alone rebuild the earlier content; another exposure time is every sample's
+    again = build_dataset("sim-ground-small", tmp_path / "again", progress=False, n_images=4)
+    assert again.card["size"] == "custom" and again.content_hash == before.content_hash
+    other = build_dataset("sim-ground-small", tmp_path / "other", progress=False, exposure_time=900.0)
+    assert other.card["size"] == "custom" and "long_exposure" not in other.card["parameters"]
+    assert {other.load(sid).meta["exptime"] for sid in other.ids()} == {900.0}
+
+
 def test_small_and_custom_builds_are_not_standard(small_hst, tmp_path):
     assert small_hst.card["size"] == "small" and small_hst.card["standard"] is None
     assert check_standard(small_hst).status == "not-standard"
