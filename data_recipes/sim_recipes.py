@@ -20,7 +20,7 @@ build with its old content hash). Each sample draws from its own generator
 ``default_rng([seed, index])``, so the same seed gives the same files and content hash. A standard
 profile may end its test split with a block of longer exposures (``long_exposure``: first sample index
 and exposure time; the standard ``sim-ground-small``'s rare blobs), recorded in the card's parameters;
-asking for another ``exposure_time`` gives every sample that one.
+asking for an ``exposure_time`` gives every sample that one (a custom build).
 """
 from __future__ import annotations
 
@@ -146,8 +146,9 @@ STANDARD: dict[str, dict[str, Any]] = {
                                   "muon rate, 530 test fields of 600 s (480 more than the 50 of standard v2) so "
                                   "that tracks and worms reach 500 test CRs, and 160 more test fields of 12,000 s "
                                   "(samples 593 on; 20x longer, 200x the real 60 s frames) so that blobs, "
-                                  "0.13% of the 600 s frames' CRs and mostly alpha hits that the sky lifts to "
-                                  "saturation, reach 500 test CRs"},
+                                  "0.13% of the 600 s frames' CRs (nearly all saturated alpha hits), reach 500 "
+                                  "test CRs: 20x the hits per field, and the higher sky lifts more of them to "
+                                  "saturation (7.5% of alpha hits are blobs against 3.4%)"},
     "sim-jwst-nircam": {"shape": (1024, 1024), "exposures": 3, "exposure_time": 300.0,
                         "split_counts": (16, 4, 26), "standard_version": "v3",
                         "boost": "26 test fields (10 more than the other sets) so that its rarest classes, worms "
@@ -209,8 +210,9 @@ def make_builder(name: str):
         boost = profile.pop("boost", "none")
         # (first sample index, exposure time): the samples from that index on are longer exposures
         long_block = profile.pop("long_exposure", None)
-        if long_block is not None and given.get("exposure_time", profile["exposure_time"]) != profile["exposure_time"]:
-            long_block = None  # another exposure time asked for: every sample's
+        one_exposure_time = long_block is not None and "exposure_time" in given
+        if one_exposure_time:  # an exposure time asked for is every sample's (a custom build)
+            long_block = None
         profile.pop("standard_version", None)  # recorded through standard_version(name)
         if counts is not None:
             profile["n_images"] = int(sum(counts))
@@ -218,7 +220,7 @@ def make_builder(name: str):
         opts.update(given)
         # a standard build is exactly the standard profile (the seed included); anything else is custom
         overridden = {k for k, v in given.items() if opts.get(k) != {"seed": 1, "cr_rate_scale": 1.0, **profile}.get(k)}
-        if size == "standard" and overridden:
+        if size == "standard" and (overridden or one_exposure_time):
             size, counts = "custom", None
         elif size == "standard" and confusers != default_confusers(name):  # standard profile, other confusers
             size = "custom"

@@ -19,7 +19,9 @@ from crbench.portable import digitise, round_table
 SIM_RECIPES = ("sim-basic", "sim-hst-acs-ex", "sim-hst-acs-gc", "sim-hst-acs-gal", "sim-decam",
                "sim-ground-small", "sim-jwst-nircam",
                # both confuser versions of the ACS recipes (v3 is the standard; v2 the previous standard)
-               "sim-hst-acs-gc@v2", "sim-hst-acs-gc@v3")
+               "sim-hst-acs-gc@v2", "sim-hst-acs-gc@v3",
+               # the 12,000 s fields that end the standard sim-ground-small test split (bright sky, saturated hits)
+               "sim-ground-small~12000")
 
 _BUILD_ALL = """
 import json, sys, tempfile
@@ -29,7 +31,10 @@ out = {}
 with tempfile.TemporaryDirectory() as tmp:
     for name in sys.argv[1:]:
         recipe, _, confusers = name.partition("@")
+        recipe, _, exposure_time = recipe.partition("~")
         extra = {"confusers": confusers} if confusers else {}
+        if exposure_time:
+            extra["exposure_time"] = float(exposure_time)
         ds = build_dataset(recipe, Path(tmp) / name, progress=False, n_images=3, shape=(96, 96), **extra)
         out[name] = ds.content_hash
 print(json.dumps(out))
