@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.max_columns", 20)
     real = _dataset("microobs-hatp32", args.n_images)
     sim = _dataset("microobs-hatp32-sim", args.n_images)
+    if args.n_images is not None:  # a short series can leave a split without companion exposures
+        lacking = [sid for sid in real.ids(args.split) if real.load(sid).exposures is None]
+        if lacking:
+            ap.error(f"--n-images {args.n_images}: {len(lacking)} of the {len(real.ids(args.split))} "
+                     f"{args.split!r} frames of microobs-hatp32 have no companion exposures (first: {lacking[0]}), "
+                     "which the median comparison of this report needs; use more frames (--n-images 20 works)")
     q = real.card.get("label_quality")
     if q:
         print(format_quality(q))
