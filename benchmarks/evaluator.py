@@ -29,13 +29,12 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import cast
-
 import argparse
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd

@@ -17,14 +17,13 @@ then runs the main comparison.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import multiprocessing as mp
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

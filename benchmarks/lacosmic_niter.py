@@ -24,9 +24,8 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

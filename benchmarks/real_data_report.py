@@ -23,9 +23,8 @@ benchmarks' convention asks.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
+from typing import Any
 
 import numpy as np
 import pandas as pd

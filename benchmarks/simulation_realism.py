@@ -27,12 +27,11 @@ under the default truth rule.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

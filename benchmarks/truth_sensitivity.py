@@ -18,12 +18,11 @@ Usage::
 """
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
